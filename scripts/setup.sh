@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Makes this machine ready to run Shed and its tests, idempotently: npm packages,
+# the Docker engine (Debian's docker.io, started if not running), OpenSSH client,
+# debootstrap, and the shed-base image (rebuilt only when its recipe changes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v ssh >/dev/null || need_apt+=(openssh-client)
+command -v git >/dev/null || need_apt+=(git)
+command -v python3 >/dev/null || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd (log: /var/log/shed-dockerd.log)"
+  nohup dockerd >/var/log/shed-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/shed-dockerd.log" >&2; tail -n 20 /var/log/shed-dockerd.log >&2; exit 1; }
+fi
+
+bash scripts/build-image.sh

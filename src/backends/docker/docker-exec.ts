@@ -1,0 +1,133 @@
+import { readFile } from "node:fs/promises";
+import { type Duplex, PassThrough, Writable } from "node:stream";
+import type Docker from "dockerode";
+import { GUEST_USER } from "../../core/types.js";
+import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
+import { backendError } from "./docker-errors.js";
+
+/** GuestExec through the Docker Engine's exec API (the seed: hooks run via docker exec). */
+export class DockerGuestExec implements GuestExec {
+  constructor(
+    private readonly docker: Docker,
+    private readonly container: string,
+  ) {}
+
+  async exec(spec: ExecSpec): Promise<ExecProcess> {
+    const container = this.docker.getContainer(this.container);
+    const tty = spec.tty !== undefined;
+    let exec: Docker.Exec;
+    try {
+      exec = await container.exec({
+        Cmd: tty ? withTerminalSize(spec.argv, spec.tty?.cols ?? 80, spec.tty?.rows ?? 24) : spec.argv,
+        User: spec.user ?? GUEST_USER,
+        Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        WorkingDir: spec.cwd,
+        AttachStdin: spec.stdin === true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: tty,
+      });
+    } catch (err) {
+      throw backendError(`exec in ${this.container}`, err);
+    }
+    const stream = (await exec.start({
+      hijack: spec.stdin === true,
+      stdin: spec.stdin === true,
+      Tty: tty,
+    })) as Duplex;
+
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    if (tty) stream.pipe(stdout);
+    else this.docker.modem.demuxStream(stream, stdout, stderr);
+
+    const exited = new Promise<number>((resolve, reject) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        if (!tty) {
+          stdout.end();
+          stderr.end();
+        } else stderr.end();
+        exitCodeOf(exec).then(resolve, reject);
+      };
+      stream.on("end", finish);
+      stream.on("close", finish);
+      stream.on("error", (err) => {
+        if (!done) reject(backendError(`exec in ${this.container}`, err));
+      });
+    });
+    // Output must be consumed by the caller; the exit code does not wait for it beyond the engine's stream.
+    exited.catch(() => {});
+
+    return {
+      stdin: spec.stdin === true ? stdinOf(stream, tty) : null,
+      stdout,
+      stderr,
+      exited,
+      resize: async (cols, rows) => {
+        await exec.resize({ h: rows, w: cols }).catch(() => {});
+      },
+      signal: async (signal) => {
+        await this.signalExec(exec, signal);
+      },
+    };
+  }
+
+  /**
+   * Docker has no API to signal an exec'd process. The engine reports its host
+   * PID; /proc/<pid>/status gives the PID inside the container's namespace, and a
+   * root exec of `kill` delivers the signal there.
+   */
+  private async signalExec(exec: Docker.Exec, signal: NodeJS.Signals): Promise<void> {
+    const info = await exec.inspect().catch(() => undefined);
+    if (!info?.Running || !info.Pid) return;
+    let guestPid = String(info.Pid);
+    try {
+      const status = await readFile(`/proc/${info.Pid}/status`, "utf8");
+      const nspid = /^NSpid:\s+(.+)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+      if (nspid && nspid.length > 0) guestPid = nspid[nspid.length - 1] ?? guestPid;
+    } catch {
+      // Engine on another host: the PID is all we have.
+    }
+    const kill = await this.exec({ argv: ["kill", "-s", signal.replace(/^SIG/, ""), "--", guestPid], user: "root" });
+    kill.stdout.resume();
+    kill.stderr.resume();
+    await kill.exited.catch(() => {});
+  }
+}
+
+/**
+ * Writing to the hijacked socket feeds stdin; end() half-closes it so the
+ * process sees EOF. On a terminal there is no half-close (the engine would drop
+ * the output), so end() only stops writing, as sshd does for a pty.
+ */
+function stdinOf(stream: Duplex, tty: boolean): Writable {
+  if (!tty) return stream;
+  return new Writable({
+    write(chunk, _enc, cb) {
+      stream.write(chunk, cb);
+    },
+  });
+}
+
+/**
+ * Engines before API 1.42 ignore a console size at exec start, and a resize
+ * after start races the program's first look at its terminal. Setting the size
+ * in the terminal before exec'ing the program removes the race.
+ */
+function withTerminalSize(argv: string[], cols: number, rows: number): string[] {
+  return ["sh", "-c", 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"', "shed-tty", String(cols), String(rows), ...argv];
+}
+
+async function exitCodeOf(exec: Docker.Exec): Promise<number> {
+  // The stream can end a moment before the engine records the exit code.
+  for (let i = 0; i < 50; i++) {
+    const info = await exec.inspect();
+    if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return info.ExitCode;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const info = await exec.inspect();
+  return info.ExitCode ?? 255;
+}

@@ -1,0 +1,98 @@
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { stringify } from "yaml";
+import { z } from "zod";
+import { loadYamlFile } from "../config/load-yaml-file.js";
+import { ShedError } from "../core/errors.js";
+import { writeSshFiles } from "./ssh-files.js";
+
+const serverEntrySchema = z
+  .object({
+    host: z.string().min(1),
+    http_port: z.number().int().min(1).max(65535),
+    ssh_port: z.number().int().min(1).max(65535),
+    host_key: z.string().regex(/^[a-z0-9-]+ [A-Za-z0-9+/=]+$/, { message: "not an SSH public host key" }),
+  })
+  .strict();
+
+export const clientConfigSchema = z
+  .object({
+    default_server: z.string().optional(),
+    servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/), serverEntrySchema).default({}),
+  })
+  .strict();
+
+export type ServerEntry = z.infer<typeof serverEntrySchema>;
+export type ClientConfigData = z.infer<typeof clientConfigSchema>;
+
+/** The CLI's config file and the files kept beside it (key pair, known_hosts, ssh_config). */
+export class ClientConfig {
+  readonly dir: string;
+
+  private constructor(
+    readonly file: string,
+    public data: ClientConfigData,
+  ) {
+    this.dir = dirname(file);
+  }
+
+  /** --config, then $SHED_CONFIG, then ~/.shed/config.yaml. */
+  static locate(flag: string | undefined): string {
+    const chosen = flag ?? process.env.SHED_CONFIG;
+    return chosen && chosen.length > 0 ? resolve(chosen) : join(homedir(), ".shed", "config.yaml");
+  }
+
+  static load(file: string): ClientConfig {
+    const data = loadYamlFile(file, clientConfigSchema, { missingOk: true, what: "client config" });
+    const cfg = new ClientConfig(file, data);
+    if (data.default_server && !data.servers[data.default_server]) {
+      throw new ShedError("INVALID_CONFIG", `${file}: default_server ${JSON.stringify(data.default_server)} is not in servers`, {
+        hint: "run `shed server set-default NAME` with one of `shed server list`",
+      });
+    }
+    return cfg;
+  }
+
+  get keyFile(): string {
+    return join(this.dir, "id_ed25519");
+  }
+  get knownHostsFile(): string {
+    return join(this.dir, "known_hosts");
+  }
+  get sshConfigFile(): string {
+    return join(this.dir, "ssh_config");
+  }
+
+  /** The server a command talks to: --server, $SHED_SERVER, the default, or the only one. */
+  pick(name: string | undefined): { name: string; entry: ServerEntry } | undefined {
+    const wanted = name ?? process.env.SHED_SERVER ?? this.data.default_server;
+    const names = Object.keys(this.data.servers);
+    if (wanted) {
+      const entry = this.data.servers[wanted];
+      if (!entry) {
+        throw new ShedError("SERVER_NOT_FOUND", `no server named ${JSON.stringify(wanted)} in ${this.file}`, {
+          hint: names.length ? `known servers: ${names.join(", ")}` : "add one with `shed server add HOST`",
+        });
+      }
+      return { name: wanted, entry };
+    }
+    const only = names[0];
+    if (names.length === 1 && only) return { name: only, entry: this.data.servers[only] as ServerEntry };
+    return undefined;
+  }
+
+  /** Writes the config atomically and regenerates ssh_config and known_hosts from it. */
+  save(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `# Managed by shed; edit with \`shed server ...\`.\n${stringify(this.data)}`, { mode: 0o600 });
+    renameSync(tmp, this.file);
+    writeSshFiles(this);
+  }
+
+  ensureDir(): void {
+    if (!existsSync(this.dir)) mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    else chmodSync(this.dir, 0o700);
+  }
+}

@@ -1,0 +1,117 @@
+import { createInterface } from "node:readline/promises";
+import type { Command } from "@commander-js/extra-typings";
+import type { CreateShedRequest } from "../../core/api-types.js";
+import { parseDuration } from "../../core/duration.js";
+import { ShedError } from "../../core/errors.js";
+import type { ProgressEvent } from "../../core/events.js";
+import { validateShedName } from "../../core/names.js";
+import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
+import { CliContext, type GlobalOptions } from "../context.js";
+import { isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
+import { describeShed } from "./describe.js";
+
+/** create, start, stop, delete: lifecycle operations with live progress. */
+export function registerShedCommands(program: Command<[], GlobalOptions>): void {
+  program
+    .command("create <name>")
+    .description("create a shed (a container or VM with the repository in /workspace)")
+    .option("--repo <url-or-path>", "git URL to clone, or a local checkout to copy (as a git bundle)")
+    .option("--local-dir <dir>", "mount this directory (on the server) as /workspace instead of cloning")
+    .option("--image <image>", "image to use (default: the server's default_image)")
+    .option("--backend <backend>", `backend: ${BACKENDS.join(", ")} (default: the server's default_backend)`)
+    .option("--no-provision", "skip the install and startup hooks")
+    .option("--no-sync", "skip auto-sync after create")
+    .option("--timeout <duration>", "give up on create after this long (e.g. 10m)")
+    .action(async (name, opts) => {
+      const ctx = new CliContext(program.opts());
+      validateShedName(name);
+      if (opts.backend !== undefined && !(BACKENDS as readonly string[]).includes(opts.backend)) {
+        throw new ShedError("INVALID_REQUEST", `unknown backend ${JSON.stringify(opts.backend)}`, {
+          hint: `use one of ${BACKENDS.join(", ")}`,
+        });
+      }
+      if (opts.repo && opts.localDir) {
+        throw new ShedError("INVALID_REQUEST", "--repo and --local-dir cannot be used together", {
+          hint: "--local-dir mounts an existing checkout as the workspace; --repo clones one into a fresh workspace",
+        });
+      }
+      if (opts.timeout) parseDuration(opts.timeout, "--timeout");
+      const server = await ctx.server();
+      const req: CreateShedRequest = { name };
+      if (opts.backend) req.backend = opts.backend as BackendName;
+      if (opts.image) req.image = opts.image;
+      if (opts.localDir) req.local_dir = (await import("node:path")).resolve(opts.localDir);
+      if (opts.provision === false) req.no_provision = true;
+      if (opts.timeout) req.timeout = opts.timeout;
+      if (opts.repo) {
+        if (isLocalRepo(opts.repo)) {
+          const up = await uploadLocalRepo(server.api, opts.repo);
+          for (const n of up.notes) process.stderr.write(`note: ${n}\n`);
+          req.repo_bundle = up.id;
+          req.repo_label = up.label;
+          if (up.origin) req.repo_origin = up.origin;
+        } else req.repo = opts.repo;
+      }
+      const shed = await lifecycle(ctx, () => server.api.operation("POST", "/api/sheds", req, (ev) => ctx.out.progress(ev)));
+      ctx.result(shed, () => `${describeShed(shed)}\nconnect: shed console ${name}`);
+    });
+
+  program
+    .command("start <name>")
+    .description("start a stopped shed (runs the startup hook)")
+    .action(async (name) => {
+      const ctx = new CliContext(program.opts());
+      validateShedName(name);
+      const { api } = await ctx.server();
+      const shed = await lifecycle(ctx, () => api.operation("POST", `/api/sheds/${name}/start`, undefined, (ev) => ctx.out.progress(ev)));
+      ctx.result(shed, () => `started ${name}`);
+    });
+
+  program
+    .command("stop <name>")
+    .description("stop a running shed (its workspace is kept)")
+    .action(async (name) => {
+      const ctx = new CliContext(program.opts());
+      validateShedName(name);
+      const { api } = await ctx.server();
+      const shed = await lifecycle(ctx, () => api.operation("POST", `/api/sheds/${name}/stop`, undefined, (ev) => ctx.out.progress(ev)));
+      ctx.result(shed, () => `stopped ${name}`);
+    });
+
+  program
+    .command("delete <name>")
+    .description("stop and remove a shed and its workspace")
+    .option("-f, --force", "do not ask for confirmation")
+    .option("--keep-volume", "keep the workspace volume (a later create of the same name reuses it)")
+    .action(async (name, opts) => {
+      const ctx = new CliContext(program.opts());
+      validateShedName(name);
+      const { api } = await ctx.server();
+      const shed = await api.json<Shed>("GET", `/api/sheds/${name}`);
+      if (!opts.force) await confirm(`Delete shed ${name}${opts.keepVolume || shed.local_dir ? "" : " and its workspace"}?`);
+      const query = opts.keepVolume ? "?keep_volume=true" : "";
+      await lifecycle(ctx, () => api.operation("DELETE", `/api/sheds/${name}${query}`, undefined, (ev) => ctx.out.progress(ev)));
+      ctx.result({ deleted: name, kept_volume: opts.keepVolume === true }, () => `deleted ${name}`);
+    });
+}
+
+async function lifecycle(ctx: CliContext, run: () => Promise<ProgressEvent | undefined>): Promise<Shed> {
+  try {
+    const last = await run();
+    return (last?.type === "result" ? last.shed : undefined) as Shed;
+  } finally {
+    ctx.out.done();
+  }
+}
+
+async function confirm(question: string): Promise<void> {
+  if (!process.stdin.isTTY) {
+    throw new ShedError("INVALID_REQUEST", "refusing to delete without confirmation (stdin is not a terminal)", {
+      hint: "pass --force",
+    });
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`${question} [y/N] `);
+  rl.close();
+  if (!/^y(es)?$/i.test(answer.trim())) throw new ShedError("INVALID_REQUEST", "not deleted", { hint: "answer y to delete" });
+}

@@ -1,0 +1,52 @@
+import { ShedError } from "../core/errors.js";
+import { ApiClient } from "./api-client.js";
+import { ClientConfig, type ServerEntry } from "./client-config.js";
+import { ensureLocalServer } from "./local-server.js";
+import { createOutput, type Output } from "./render.js";
+
+// A type alias (not an interface) so commander's typed opts are assignable to it.
+export type GlobalOptions = {
+  config?: string;
+  server?: string;
+  json?: boolean;
+};
+
+/** What every command gets: the client config, the output mode, and a way to reach a server. */
+export class CliContext {
+  readonly cfg: ClientConfig;
+  readonly out: Output;
+
+  constructor(readonly opts: GlobalOptions) {
+    this.cfg = ClientConfig.load(ClientConfig.locate(opts.config));
+    this.out = createOutput(opts.json === true);
+  }
+
+  get json(): boolean {
+    return this.opts.json === true;
+  }
+
+  /** The chosen server; with none configured, a local shed-server started on demand. */
+  async server(): Promise<{ name: string; entry: ServerEntry; api: ApiClient }> {
+    let picked = this.cfg.pick(this.opts.server);
+    if (!picked) {
+      if (Object.keys(this.cfg.data.servers).length > 1) {
+        throw new ShedError("SERVER_NOT_FOUND", "several servers are configured and none is the default", {
+          hint: "pass --server NAME or run `shed server set-default NAME`",
+        });
+      }
+      picked = await ensureLocalServer(this.cfg, (line) => {
+        if (!this.json) process.stderr.write(`${line}\n`);
+      });
+    }
+    return { ...picked, api: new ApiClient(picked.name, picked.entry) };
+  }
+
+  /** Prints a result: JSON on stdout with --json, else the human text. */
+  result(value: unknown, human: () => string): void {
+    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    else {
+      const text = human();
+      if (text) process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { toShedError } from "../core/errors.js";
+import { VERSION } from "../core/version.js";
+import { registerInfoCommands } from "./commands/info.js";
+import { registerServerCommands } from "./commands/server.js";
+import { registerShedCommands } from "./commands/sheds.js";
+import { formatError } from "./render.js";
+
+const program = new Command("shed")
+  .description("Persistent development environments (sheds) from a repository")
+  .option("--config <file>", "client config (default: $SHED_CONFIG or ~/.shed/config.yaml)")
+  .option("--server <name>", "the server to talk to (default: $SHED_SERVER or the default server)")
+  .option("--json", "print one JSON document on stdout (progress stays on stderr)")
+  .exitOverride()
+  .showSuggestionAfterError(true);
+
+registerServerCommands(program);
+registerShedCommands(program);
+registerInfoCommands(program);
+program
+  .command("version")
+  .description("print the CLI version")
+  .action(() => {
+    if (program.opts().json) process.stdout.write(`${JSON.stringify({ version: VERSION })}\n`);
+    else process.stdout.write(`shed ${VERSION}\n`);
+  });
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // commander printed its own message (usage errors, --help, --version).
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    const e = toShedError(err);
+    if (program.opts().json) process.stdout.write(`${JSON.stringify({ error: e.toJSON() }, null, 2)}\n`);
+    process.stderr.write(formatError(e));
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,106 @@
+import { hostname, homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import { tryParseDuration } from "../core/duration.js";
+import { BACKENDS, type BackendName } from "../core/types.js";
+import { loadYamlFile } from "./load-yaml-file.js";
+import { resolveUserPath } from "./paths.js";
+
+const duration = z.string().refine((s) => tryParseDuration(s) !== undefined, {
+  message: "not a duration; write e.g. 10s, 2m or 500ms",
+});
+const port = z.number().int().min(1).max(65535);
+
+const credentialSchema = z
+  .object({
+    source: z.string().min(1),
+    target: z.string().startsWith("/", { message: "target must be an absolute path inside the shed" }),
+    readonly: z.boolean().default(false),
+    exclude: z.array(z.string()).default([]),
+  })
+  .strict();
+
+export const serverConfigSchema = z
+  .object({
+    name: z.string().min(1).optional(),
+    http_port: port.default(8080),
+    ssh_port: port.default(2222),
+    bind: z.string().min(1).default("127.0.0.1"),
+    enabled_backends: z.array(z.enum(BACKENDS)).min(1).default(["docker"]),
+    default_backend: z.enum(BACKENDS).default("docker"),
+    default_image: z.string().min(1).default("shed-base:latest"),
+    data_dir: z.string().min(1).optional(),
+    stop_timeout: duration.default("10s"),
+    credentials: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: "credential names use letters, digits, _ . -" }), credentialSchema)
+      .default({}),
+    env_file: z.string().min(1).optional(),
+    ssh_authorized_keys: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((c) => c.enabled_backends.includes(c.default_backend), {
+    message: "default_backend must be one of enabled_backends",
+    path: ["default_backend"],
+  });
+
+export interface CredentialConfig {
+  name: string;
+  source: string;
+  target: string;
+  readonly: boolean;
+  exclude: string[];
+}
+
+/** The server configuration with defaults applied and every path absolute. */
+export interface ServerConfig {
+  file: string | undefined;
+  name: string;
+  httpPort: number;
+  sshPort: number;
+  bind: string;
+  enabledBackends: BackendName[];
+  defaultBackend: BackendName;
+  defaultImage: string;
+  dataDir: string;
+  stopTimeoutMs: number;
+  credentials: CredentialConfig[];
+  envFile: string | undefined;
+  authorizedKeysFile: string;
+}
+
+export function defaultDataDir(): string {
+  const xdg = process.env.XDG_DATA_HOME;
+  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), ".local", "share"), "shed");
+}
+
+/** Loads the server config; `file` undefined means all defaults. */
+export function loadServerConfig(file: string | undefined): ServerConfig {
+  const raw = file
+    ? loadYamlFile(file, serverConfigSchema, { what: "server config" })
+    : serverConfigSchema.parse({});
+  const base = file ? dirname(file) : process.cwd();
+  const dataDir = raw.data_dir ? resolveUserPath(raw.data_dir, base) : defaultDataDir();
+  return {
+    file,
+    name: raw.name ?? hostname(),
+    httpPort: raw.http_port,
+    sshPort: raw.ssh_port,
+    bind: raw.bind,
+    enabledBackends: [...new Set(raw.enabled_backends)],
+    defaultBackend: raw.default_backend,
+    defaultImage: raw.default_image,
+    dataDir,
+    stopTimeoutMs: tryParseDuration(raw.stop_timeout) ?? 10_000,
+    credentials: Object.entries(raw.credentials).map(([name, c]) => ({
+      name,
+      source: resolveUserPath(c.source, base),
+      target: c.target,
+      readonly: c.readonly,
+      exclude: c.exclude,
+    })),
+    envFile: raw.env_file ? resolveUserPath(raw.env_file, base) : undefined,
+    authorizedKeysFile: raw.ssh_authorized_keys
+      ? resolveUserPath(raw.ssh_authorized_keys, base)
+      : join(dataDir, "authorized_keys"),
+  };
+}

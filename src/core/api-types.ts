@@ -1,0 +1,48 @@
+import { z } from "zod";
+import { tryParseDuration } from "./duration.js";
+import { BACKENDS, type Shed } from "./types.js";
+
+/** Bodies of the HTTP API, validated on the server with the same schemas the CLI is typed by. */
+export const createShedRequestSchema = z
+  .object({
+    name: z.string(),
+    /** A git URL cloned inside the shed. */
+    repo: z.string().min(1).optional(),
+    /** An uploaded git bundle (PUT /api/bundles) made from a local checkout. */
+    repo_bundle: z
+      .string()
+      .regex(/^[a-f0-9]{32}$/, { message: "not a bundle id" })
+      .optional(),
+    /** How to show the bundle's origin to people (the local path). */
+    repo_label: z.string().max(4096).optional(),
+    /** The local checkout's own `origin` remote, set on the clone. */
+    repo_origin: z.string().max(4096).optional(),
+    local_dir: z.string().min(1).optional(),
+    image: z.string().min(1).optional(),
+    backend: z.enum(BACKENDS).optional(),
+    no_provision: z.boolean().optional(),
+    timeout: z
+      .string()
+      .refine((s) => tryParseDuration(s) !== undefined, { message: "not a duration (e.g. 90s, 30m)" })
+      .optional(),
+  })
+  .strict();
+
+export type CreateShedRequest = z.infer<typeof createShedRequestSchema>;
+
+export const registerKeyRequestSchema = z.object({ public_key: z.string().min(1).max(16_384) }).strict();
+
+export interface ServerInfo {
+  name: string;
+  version: string;
+  http_port: number;
+  ssh_port: number;
+  ssh_host_key: string;
+  enabled_backends: string[];
+  default_backend: string;
+  default_image: string;
+}
+
+export interface ShedListResponse {
+  sheds: Shed[];
+}

@@ -1,0 +1,26 @@
+import { ShedError } from "./errors.js";
+
+/** A shed name: DNS-label-like, so it works as a container name, host alias and SSH user. */
+const NAME_RE = /^(?:[a-z]|[a-z][a-z0-9-]*[a-z0-9])$/;
+export const MAX_NAME_LENGTH = 63;
+
+export function validateShedName(name: unknown): string {
+  if (typeof name !== "string" || name.length === 0) {
+    throw new ShedError("INVALID_SHED_NAME", "a shed name is required", {
+      hint: "names use lowercase letters, digits and '-', e.g. my-project",
+    });
+  }
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new ShedError(
+      "INVALID_SHED_NAME",
+      `shed name ${JSON.stringify(name)} is ${name.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`,
+      { hint: "choose a shorter name" },
+    );
+  }
+  if (!NAME_RE.test(name)) {
+    throw new ShedError("INVALID_SHED_NAME", `invalid shed name ${JSON.stringify(name)}`, {
+      hint: "a name starts with a lowercase letter, contains only lowercase letters, digits and '-', and does not end with '-'",
+    });
+  }
+  return name;
+}

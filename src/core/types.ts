@@ -1,0 +1,31 @@
+/** Domain types shared by server, CLI and API. */
+
+export const BACKENDS = ["docker", "firecracker", "vz"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** What the backend reports; "unknown" when it cannot say (e.g. the engine is down). */
+export type ShedStatus = "running" | "stopped" | "unknown";
+
+export interface Shed {
+  name: string;
+  backend: BackendName;
+  status: ShedStatus;
+  image: string;
+  created_at: string;
+  /** Where the workspace came from, credentials removed. */
+  repo?: string;
+  local_dir?: string;
+  workspace: "/workspace";
+  /** Backend-specific identifiers, for people debugging (container and volume names). */
+  resources: Record<string, string>;
+  /** Warnings recorded during create (clone failed, credential missing), so `shed list` and `GET` show them later. */
+  warnings: string[];
+}
+
+export const WORKSPACE = "/workspace" as const;
+export const GUEST_USER = "shed";
+
+/** Environment every process in a shed sees (seed: Environment Variables). */
+export function shedBaseEnv(name: string): Record<string, string> {
+  return { SHED_CONTAINER: "true", SHED_NAME: name, SHED_WORKSPACE: WORKSPACE };
+}

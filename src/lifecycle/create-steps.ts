@@ -1,0 +1,107 @@
+import type { Backend, CreateSpec, StorageResult } from "../backends/backend.js";
+import type { CredentialConfig } from "../config/server-config.js";
+import { ShedError } from "../core/errors.js";
+import { shedBaseEnv } from "../core/types.js";
+import { cloneRepo, type RepoSource } from "../guest/clone.js";
+import { runCollect } from "../guest/exec.js";
+import type { Step } from "./steps.js";
+
+export interface CreateContext {
+  backend: Backend;
+  spec: CreateSpec;
+  repo: RepoSource | undefined;
+  missingCredentials: CredentialConfig[];
+  noProvision: boolean;
+  storage?: StorageResult;
+}
+
+/** The seed's Create Sequence, steps 1-5 (hooks plug in after "clone"; step 9 runs in the CLI). */
+export const CREATE_STEPS: readonly Step<CreateContext>[] = [
+  {
+    id: "storage",
+    title: "Storage setup",
+    fatal: true,
+    async run(ctx) {
+      if (ctx.spec.localDir) return { outcome: "done", message: `bind mount of ${ctx.spec.localDir}` };
+      ctx.storage = await ctx.backend.prepareStorage(ctx.spec);
+      return {
+        outcome: "done",
+        message: ctx.storage.reused ? "reusing the workspace kept from an earlier shed" : "workspace volume created",
+      };
+    },
+    async undo(ctx) {
+      if (ctx.storage?.created) await ctx.backend.removeStorage(ctx.spec.name);
+    },
+  },
+  {
+    id: "start",
+    title: "Container start",
+    fatal: true,
+    async run(ctx) {
+      await ctx.backend.createAndStart(ctx.spec);
+      await waitForExec(ctx);
+      return { outcome: "done" };
+    },
+    async undo(ctx) {
+      await ctx.backend.remove(ctx.spec.name, { keepVolume: true });
+    },
+  },
+  {
+    id: "local_dir",
+    title: "Local-dir mount",
+    fatal: true,
+    async run(ctx) {
+      if (!ctx.spec.localDir) return { outcome: "skipped", reason: "no --local-dir" };
+      if (ctx.backend.capabilities.localDir === "bind_mount") {
+        return { outcome: "done", message: "already bind-mounted at container creation" };
+      }
+      throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${ctx.backend.name} backend`);
+    },
+  },
+  {
+    id: "credentials",
+    title: "Credential setup",
+    fatal: false,
+    async run(ctx, io) {
+      for (const c of ctx.missingCredentials) {
+        io.warn(`credential ${c.name}: source ${c.source} does not exist; not mounted at ${c.target}`, `create ${c.source} on the server or remove credentials.${c.name} from its config`);
+      }
+      const n = ctx.spec.credentials.length;
+      if (n === 0 && ctx.missingCredentials.length === 0) return { outcome: "skipped", reason: "no credentials configured" };
+      if (ctx.backend.capabilities.credentialMechanism === "bind_mount") {
+        return { outcome: "done", message: `${n} credential${n === 1 ? "" : "s"} bind-mounted at container creation` };
+      }
+      throw new ShedError("NOT_SUPPORTED", `credential transfer is not implemented for ${ctx.backend.name}`);
+    },
+  },
+  {
+    id: "clone",
+    title: "Repo clone",
+    fatal: false,
+    async run(ctx, io) {
+      if (ctx.spec.localDir) return { outcome: "skipped", reason: "--local-dir: the directory is the workspace" };
+      if (!ctx.repo) return { outcome: "skipped", reason: "no --repo" };
+      const result = await cloneRepo(ctx.backend.guest(ctx.spec.name), ctx.repo, shedBaseEnv(ctx.spec.name), io);
+      return result.cloned ? { outcome: "done", message: result.message } : { outcome: "skipped", reason: result.reason };
+    },
+  },
+];
+
+/** The container is up when a process can be exec'd in it; a few tries cover the engine's start-up. */
+async function waitForExec(ctx: CreateContext): Promise<void> {
+  const guest = ctx.backend.guest(ctx.spec.name);
+  let last = "";
+  for (let i = 0; i < 50; i++) {
+    try {
+      const r = await runCollect(guest, { argv: ["true"] });
+      if (r.exitCode === 0) return;
+      last = `exit ${r.exitCode}: ${r.stderr.trim()}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new ShedError("BACKEND_ERROR", `the shed started but cannot run commands (${last})`, {
+    hint: "the image needs /bin/sh, bash, git and a user named shed; `npm run build-image` makes one",
+  });
+}

@@ -1,0 +1,230 @@
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import type { Backend, CreateSpec } from "../backends/backend.js";
+import type { ServerConfig } from "../config/server-config.js";
+import type { CreateShedRequest } from "../core/api-types.js";
+import { tryParseDuration } from "../core/duration.js";
+import { ShedError } from "../core/errors.js";
+import type { ProgressSink } from "../core/events.js";
+import { validateShedName } from "../core/names.js";
+import { redactUrl } from "../core/redact.js";
+import type { BackendName, Shed } from "../core/types.js";
+import type { RepoSource } from "../guest/clone.js";
+import type { GuestExec } from "../guest/exec.js";
+import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
+import type { MetaStore } from "./meta-store.js";
+import { NameLock } from "./name-lock.js";
+import { START_STEPS, STOP_STEPS, type RunContext } from "./run-steps.js";
+import { runSteps, StepFailure } from "./steps.js";
+
+export interface ServiceDeps {
+  config: ServerConfig;
+  backends: ReadonlyMap<BackendName, Backend>;
+  meta: MetaStore;
+  /** Extra environment for every shed (the server's env_file). */
+  env: Record<string, string>;
+  /** Resolves an uploaded bundle id to its file on this server. */
+  bundlePath(id: string): string | undefined;
+}
+
+/**
+ * create, start, stop and delete as ordered step lists, serialized per name.
+ * The server's HTTP and SSH front ends call only this.
+ */
+export class ShedService {
+  private readonly locks = new NameLock();
+
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async list(): Promise<Shed[]> {
+    const all: Shed[] = [];
+    for (const backend of this.deps.backends.values()) all.push(...(await backend.list()));
+    return all.map((s) => this.withMeta(s)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<Shed> {
+    validateShedName(name);
+    const found = await this.find(name);
+    if (!found) throw notFound(name);
+    return this.withMeta(found.shed);
+  }
+
+  async create(req: CreateShedRequest, emit: ProgressSink): Promise<Shed> {
+    const prepared = this.prepareCreate(req);
+    return this.locks.run(prepared.spec.name, async () => {
+      if (await this.find(prepared.spec.name)) {
+        throw new ShedError("SHED_ALREADY_EXISTS", `shed ${JSON.stringify(prepared.spec.name)} already exists`, {
+          hint: "pick another name, or `shed delete` the existing one first",
+        });
+      }
+      const deadline = req.timeout ? Date.now() + (tryParseDuration(req.timeout) ?? 0) : undefined;
+      try {
+        const { warnings } = await runSteps(CREATE_STEPS, prepared, emit, deadline);
+        this.deps.meta.write(prepared.spec.name, { warnings });
+      } catch (err) {
+        if (err instanceof StepFailure) throw err.error;
+        throw err;
+      }
+      return this.get(prepared.spec.name);
+    });
+  }
+
+  async start(name: string, emit: ProgressSink): Promise<Shed> {
+    validateShedName(name);
+    return this.locks.run(name, async () => {
+      const { shed, backend } = await this.mustFind(name);
+      if (shed.status === "running") {
+        throw new ShedError("SHED_ALREADY_RUNNING", `shed ${JSON.stringify(name)} is already running`);
+      }
+      await this.runLifecycle(START_STEPS, { backend, shed, config: this.deps.config }, emit);
+      return this.get(name);
+    });
+  }
+
+  async stop(name: string, emit: ProgressSink): Promise<Shed> {
+    validateShedName(name);
+    return this.locks.run(name, async () => {
+      const { shed, backend } = await this.mustFind(name);
+      if (shed.status !== "running") {
+        throw new ShedError("SHED_ALREADY_STOPPED", `shed ${JSON.stringify(name)} is already stopped`);
+      }
+      await this.runLifecycle(STOP_STEPS, { backend, shed, config: this.deps.config }, emit);
+      return this.get(name);
+    });
+  }
+
+  /** Seed: delete calls stop (shutdown hook included), then removes all resources. */
+  async delete(name: string, opts: { keepVolume: boolean }, emit: ProgressSink): Promise<void> {
+    validateShedName(name);
+    await this.locks.run(name, async () => {
+      const { shed, backend } = await this.mustFind(name);
+      if (shed.status === "running") {
+        await this.runLifecycle(STOP_STEPS, { backend, shed, config: this.deps.config }, emit);
+      }
+      emit({ type: "step", step: "remove", title: "Remove resources" });
+      const started = Date.now();
+      await backend.remove(name, opts);
+      this.deps.meta.remove(name);
+      emit({
+        type: "step_end",
+        step: "remove",
+        outcome: "succeeded",
+        duration_ms: Date.now() - started,
+        message: opts.keepVolume || shed.local_dir ? "container removed; workspace kept" : "container and workspace removed",
+      });
+    });
+  }
+
+  /** For SSH: a stopped shed is started on connect. */
+  async ensureRunning(name: string, emit: ProgressSink): Promise<{ shed: Shed; guest: GuestExec }> {
+    validateShedName(name);
+    const { shed, backend } = await this.mustFind(name);
+    if (shed.status !== "running") {
+      try {
+        await this.start(name, emit);
+      } catch (err) {
+        if (!(err instanceof ShedError && err.code === "SHED_ALREADY_RUNNING")) throw err;
+      }
+    }
+    return { shed, guest: backend.guest(name) };
+  }
+
+  guestEnv(shed: Shed): Record<string, string> {
+    return { ...this.deps.env, SHED_CONTAINER: "true", SHED_NAME: shed.name, SHED_WORKSPACE: shed.workspace };
+  }
+
+  private async runLifecycle(
+    steps: typeof START_STEPS,
+    ctx: RunContext,
+    emit: ProgressSink,
+  ): Promise<void> {
+    try {
+      await runSteps(steps, ctx, emit);
+    } catch (err) {
+      if (err instanceof StepFailure) throw err.error;
+      throw err;
+    }
+  }
+
+  private prepareCreate(req: CreateShedRequest): CreateContext {
+    const name = validateShedName(req.name);
+    const backendName = req.backend ?? this.deps.config.defaultBackend;
+    const backend = this.deps.backends.get(backendName);
+    if (!backend) {
+      throw new ShedError("BACKEND_NOT_ENABLED", `backend ${JSON.stringify(backendName)} is not enabled on this server`, {
+        hint: `enabled: ${[...this.deps.backends.keys()].join(", ")} (server config: enabled_backends)`,
+      });
+    }
+    if ((req.repo || req.repo_bundle) && req.local_dir) {
+      throw new ShedError("INVALID_REQUEST", "--repo and --local-dir cannot be used together", {
+        hint: "--local-dir mounts an existing checkout as the workspace; --repo clones one into a fresh workspace",
+      });
+    }
+    if (req.repo && req.repo_bundle) {
+      throw new ShedError("INVALID_REQUEST", "give either repo or repo_bundle, not both");
+    }
+    if (req.local_dir) {
+      if (!isAbsolute(req.local_dir)) {
+        throw new ShedError("INVALID_REQUEST", `local_dir ${JSON.stringify(req.local_dir)} must be an absolute path`);
+      }
+      if (!existsSync(req.local_dir) || !statSync(req.local_dir).isDirectory()) {
+        throw new ShedError("LOCAL_DIR_NOT_FOUND", `--local-dir ${req.local_dir} is not a directory on server ${this.deps.config.name}`, {
+          hint: "create the directory, or check the path (it is resolved on the server's machine)",
+        });
+      }
+      if (!backend.capabilities.localDir) {
+        throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${backendName} backend`, {
+          hint: "use --repo instead, or the docker backend",
+        });
+      }
+    }
+    let repo: RepoSource | undefined;
+    if (req.repo) repo = { kind: "url", url: req.repo };
+    if (req.repo_bundle) {
+      const file = this.deps.bundlePath(req.repo_bundle);
+      if (!file) {
+        throw new ShedError("INVALID_REQUEST", `repo_bundle ${req.repo_bundle} is not an upload on this server`, {
+          hint: "upload the bundle with PUT /api/bundles first (the CLI does this for a local --repo path)",
+        });
+      }
+      repo = { kind: "bundle", file, label: req.repo_label ?? "local repository", ...(req.repo_origin ? { origin: req.repo_origin } : {}) };
+    }
+    const present = this.deps.config.credentials.filter((c) => existsSync(c.source));
+    const missing = this.deps.config.credentials.filter((c) => !existsSync(c.source));
+    const spec: CreateSpec = {
+      name,
+      image: req.image ?? this.deps.config.defaultImage,
+      credentials: present,
+      env: this.deps.env,
+      createdAt: new Date().toISOString(),
+      ...(req.local_dir ? { localDir: req.local_dir } : {}),
+      ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
+      ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
+    };
+    return { backend, spec, repo, missingCredentials: missing, noProvision: req.no_provision === true };
+  }
+
+  private async find(name: string): Promise<{ shed: Shed; backend: Backend } | undefined> {
+    for (const backend of this.deps.backends.values()) {
+      const shed = await backend.get(name);
+      if (shed) return { shed, backend };
+    }
+    return undefined;
+  }
+
+  private async mustFind(name: string): Promise<{ shed: Shed; backend: Backend }> {
+    const found = await this.find(name);
+    if (!found) throw notFound(name);
+    return found;
+  }
+
+  private withMeta(shed: Shed): Shed {
+    return { ...shed, warnings: this.deps.meta.read(shed.name).warnings };
+  }
+}
+
+function notFound(name: string): ShedError {
+  return new ShedError("SHED_NOT_FOUND", `no shed named ${JSON.stringify(name)}`, {
+    hint: "`shed list` shows the sheds on this server",
+  });
+}

@@ -1,0 +1,120 @@
+import { type ShedError, toShedError } from "../core/errors.js";
+import type { ProgressSink } from "../core/events.js";
+
+/**
+ * A lifecycle is an ordered list of steps (the rows of the seed's tables). Each
+ * step says whether its failure is fatal; one runner executes them, reports
+ * progress, turns non-fatal failures into warnings and, when a fatal step
+ * fails, undoes what the earlier steps made, newest first.
+ */
+export interface StepIO {
+  emit: ProgressSink;
+  output(stream: "stdout" | "stderr", text: string): void;
+  warn(message: string, hint?: string): void;
+  /** Aborted when the operation's deadline passes; steps stop their guest processes. */
+  signal: AbortSignal;
+}
+
+export type StepRun = { outcome: "skipped"; reason: string } | { outcome: "done"; message?: string } | undefined;
+
+export interface Step<C> {
+  id: string;
+  title: string;
+  fatal: boolean;
+  run(ctx: C, io: StepIO): Promise<StepRun>;
+  /** Undoes this step's effect after a later fatal failure. */
+  undo?(ctx: C): Promise<void>;
+}
+
+export interface StepsResult {
+  warnings: string[];
+}
+
+export class StepFailure extends Error {
+  constructor(
+    readonly step: string,
+    readonly error: ShedError,
+  ) {
+    super(error.message);
+  }
+}
+
+export async function runSteps<C>(
+  steps: readonly Step<C>[],
+  ctx: C,
+  emit: ProgressSink,
+  deadline?: number,
+): Promise<StepsResult> {
+  const warnings: string[] = [];
+  const done: Step<C>[] = [];
+  const controller = new AbortController();
+  const timer =
+    deadline === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new Error("deadline passed")), Math.max(0, deadline - Date.now()));
+  try {
+    for (const step of steps) {
+      emit({ type: "step", step: step.id, title: step.title });
+      const started = Date.now();
+      let stepWarned = false;
+      const io: StepIO = {
+        emit,
+        signal: controller.signal,
+        output: (stream, text) => emit({ type: "output", step: step.id, stream, text }),
+        warn: (message, hint) => {
+          stepWarned = true;
+          warnings.push(`${step.id}: ${message}`);
+          emit({ type: "warning", step: step.id, message, ...(hint ? { hint } : {}) });
+        },
+      };
+      try {
+        if (controller.signal.aborted) throw new Error("the operation's time limit passed before this step");
+        const result = await step.run(ctx, io);
+        const duration_ms = Date.now() - started;
+        if (result?.outcome === "skipped") {
+          emit({ type: "step_end", step: step.id, outcome: "skipped", duration_ms, message: result.reason });
+        } else {
+          emit({
+            type: "step_end",
+            step: step.id,
+            outcome: stepWarned ? "warning" : "succeeded",
+            duration_ms,
+            ...(result?.message ? { message: result.message } : {}),
+          });
+        }
+        done.push(step);
+      } catch (err) {
+        const error = toShedError(err);
+        const duration_ms = Date.now() - started;
+        if (!step.fatal) {
+          io.warn(error.message, error.hint);
+          emit({ type: "step_end", step: step.id, outcome: "warning", duration_ms, message: error.message });
+          done.push(step);
+          continue;
+        }
+        emit({ type: "step_end", step: step.id, outcome: "failed", duration_ms, message: error.message });
+        await undoAll(done, ctx, emit);
+        throw new StepFailure(step.id, error);
+      }
+    }
+    return { warnings };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+async function undoAll<C>(done: Step<C>[], ctx: C, emit: ProgressSink): Promise<void> {
+  for (const step of [...done].reverse()) {
+    if (!step.undo) continue;
+    try {
+      await step.undo(ctx);
+    } catch (err) {
+      emit({
+        type: "warning",
+        step: step.id,
+        message: `could not undo ${step.id}: ${toShedError(err).message}`,
+        hint: "remove the leftover by hand (see `docker ps -a --filter label=dev.shed.managed`)",
+      });
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import { Readable } from "node:stream";
+import { Hono } from "hono";
+import { createShedRequestSchema, registerKeyRequestSchema, type ServerInfo } from "../../core/api-types.js";
+import { ShedError } from "../../core/errors.js";
+import type { ShedService } from "../../lifecycle/shed-service.js";
+import type { AuthorizedKeys } from "../authorized-keys.js";
+import type { BundleStore } from "../bundles.js";
+import { errorResponse, runOperation } from "./respond.js";
+
+export interface ApiDeps {
+  service: ShedService;
+  bundles: BundleStore;
+  keys: AuthorizedKeys;
+  info: () => ServerInfo;
+}
+
+/** The HTTP JSON API. Handlers only parse input and call the service. */
+export function createApi(deps: ApiDeps): Hono {
+  const app = new Hono();
+  const { service } = deps;
+
+  app.onError((err, c) => errorResponse(c, err));
+  app.notFound((c) =>
+    errorResponse(c, new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
+  );
+
+  app.get("/api/info", (c) => c.json(deps.info()));
+
+  app.get("/api/sheds", async (c) => c.json({ sheds: await service.list() }));
+
+  app.post("/api/sheds", async (c) => {
+    const req = createShedRequestSchema.safeParse(await readJson(c.req.raw));
+    if (!req.success) throw invalidBody(req.error.issues);
+    const bundle = req.data.repo_bundle;
+    return runOperation(
+      c,
+      async (emit) => {
+        try {
+          return await service.create(req.data, emit);
+        } finally {
+          if (bundle) deps.bundles.remove(bundle);
+        }
+      },
+      (shed) => ({ type: "result", shed }),
+      201,
+    );
+  });
+
+  app.get("/api/sheds/:name", async (c) => c.json(await service.get(c.req.param("name"))));
+
+  app.delete("/api/sheds/:name", (c) => {
+    const keep = c.req.query("keep_volume");
+    if (keep !== undefined && keep !== "true" && keep !== "false") {
+      throw new ShedError("INVALID_REQUEST", `keep_volume must be true or false, got ${JSON.stringify(keep)}`);
+    }
+    return runOperation(
+      c,
+      (emit) => service.delete(c.req.param("name"), { keepVolume: keep === "true" }, emit),
+      () => undefined,
+    );
+  });
+
+  app.post("/api/sheds/:name/start", (c) =>
+    runOperation(c, (emit) => service.start(c.req.param("name"), emit), (shed) => ({ type: "result", shed })),
+  );
+  app.post("/api/sheds/:name/stop", (c) =>
+    runOperation(c, (emit) => service.stop(c.req.param("name"), emit), (shed) => ({ type: "result", shed })),
+  );
+
+  app.put("/api/bundles", async (c) => {
+    const body = c.req.raw.body;
+    if (!body) throw new ShedError("INVALID_REQUEST", "the bundle upload has no body");
+    const id = await deps.bundles.put(Readable.fromWeb(body as import("node:stream/web").ReadableStream));
+    return c.json({ id }, 201);
+  });
+
+  app.post("/api/keys", async (c) => {
+    const req = registerKeyRequestSchema.safeParse(await readJson(c.req.raw));
+    if (!req.success) throw invalidBody(req.error.issues);
+    const added = deps.keys.add(req.data.public_key);
+    return c.json({ added }, added ? 201 : 200);
+  });
+
+  return app;
+}
+
+async function readJson(req: Request): Promise<unknown> {
+  const text = await req.text();
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ShedError("INVALID_REQUEST", `the request body is not JSON: ${(err as Error).message}`, {
+      hint: "send a JSON object with Content-Type: application/json",
+    });
+  }
+}
+
+function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: string; code: string; keys?: string[] }[]): ShedError {
+  const parts = issues.map((i) => {
+    const path = i.path.map(String).join(".");
+    if (i.code === "unrecognized_keys" && i.keys) return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
+    return `${path || "body"}: ${i.message}`;
+  });
+  return new ShedError("INVALID_REQUEST", `invalid request body: ${parts.join("; ")}`);
+}

@@ -1,0 +1,105 @@
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { getRequestListener } from "@hono/node-server";
+import type { Server as SshServer } from "ssh2";
+import type { Backend } from "../backends/backend.js";
+import { DockerBackend } from "../backends/docker/docker-backend.js";
+import { readEnvFile } from "../config/env-file.js";
+import type { ServerConfig } from "../config/server-config.js";
+import type { ServerInfo } from "../core/api-types.js";
+import { ShedError } from "../core/errors.js";
+import type { BackendName } from "../core/types.js";
+import { VERSION } from "../core/version.js";
+import { MetaStore } from "../lifecycle/meta-store.js";
+import { ShedService } from "../lifecycle/shed-service.js";
+import { createApi } from "./api/app.js";
+import { AuthorizedKeys } from "./authorized-keys.js";
+import { BundleStore } from "./bundles.js";
+import { loadOrCreateHostKey } from "./host-key.js";
+import { createSshServer } from "./ssh/ssh-server.js";
+
+export interface RunningServer {
+  httpPort: number;
+  sshPort: number;
+  service: ShedService;
+  close(): Promise<void>;
+}
+
+/** The composition root of shed-server: backends, service, HTTP API and SSH. */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const env = config.envFile ? readEnvFile(config.envFile) : {};
+  const backends = new Map<BackendName, Backend>();
+  for (const name of config.enabledBackends) backends.set(name, makeBackend(name));
+  for (const backend of backends.values()) await backend.ping();
+
+  const meta = new MetaStore(config.dataDir);
+  const bundles = new BundleStore(config.dataDir);
+  const keys = new AuthorizedKeys(config.authorizedKeysFile);
+  const hostKey = loadOrCreateHostKey(join(config.dataDir, "ssh_host_ed25519_key"));
+  const service = new ShedService({ config, backends, meta, env, bundlePath: (id) => bundles.resolve(id) });
+
+  let httpPort = config.httpPort;
+  let sshPort = config.sshPort;
+  const info = (): ServerInfo => ({
+    name: config.name,
+    version: VERSION,
+    http_port: httpPort,
+    ssh_port: sshPort,
+    ssh_host_key: hostKey.public,
+    enabled_backends: [...backends.keys()],
+    default_backend: config.defaultBackend,
+    default_image: config.defaultImage,
+  });
+
+  const api = createApi({ service, bundles, keys, info });
+  const http = createHttpServer(getRequestListener(api.fetch));
+  const ssh = createSshServer({ service, keys, hostKey: hostKey.private });
+
+  httpPort = await listen(http, config.httpPort, config.bind, "http_port");
+  try {
+    sshPort = await listen(ssh, config.sshPort, config.bind, "ssh_port");
+  } catch (err) {
+    http.close();
+    throw err;
+  }
+  return {
+    httpPort,
+    sshPort,
+    service,
+    close: async () => {
+      await Promise.all([closeServer(http), closeServer(ssh)]);
+    },
+  };
+}
+
+function makeBackend(name: BackendName): Backend {
+  if (name === "docker") return new DockerBackend();
+  throw new ShedError("BACKEND_NOT_ENABLED", `the ${name} backend is not available in this build`, {
+    hint: "enable only docker in enabled_backends for now",
+  });
+}
+
+function listen(server: HttpServer | SshServer, port: number, host: string, field: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        new ShedError("INVALID_CONFIG", `cannot listen on ${host}:${port} (${field}): ${err.code ?? err.message}`, {
+          hint: err.code === "EADDRINUSE" ? `another process uses port ${port}; set ${field} in the server config` : undefined,
+        }),
+      );
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: HttpServer | SshServer): Promise<void> {
+  return new Promise((resolve) => {
+    if ("closeAllConnections" in server) server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}

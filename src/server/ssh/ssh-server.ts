@@ -1,0 +1,214 @@
+import ssh2, { type AuthContext, type Connection, type Server, type ServerChannel, type Session } from "ssh2";
+import { toShedError } from "../../core/errors.js";
+import type { ProgressEvent } from "../../core/events.js";
+import { validateShedName } from "../../core/names.js";
+import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
+import type { ShedService } from "../../lifecycle/shed-service.js";
+import type { AuthorizedKeys } from "../authorized-keys.js";
+import { ARGV_ENV, ARGV_MARKER, decodeArgv } from "./argv-env.js";
+import { forwardArgv } from "./forward-script.js";
+
+export interface SshServerDeps {
+  service: ShedService;
+  keys: AuthorizedKeys;
+  hostKey: string;
+}
+
+/**
+ * SSH into sheds: the user name is the shed name, public keys from
+ * ssh_authorized_keys only. Shell, exec (with exit status), PTY and window
+ * changes, env, signals, sftp, and direct-tcpip to the shed's loopback. A
+ * stopped shed is started on connect.
+ */
+export function createSshServer(deps: SshServerDeps): Server {
+  return new ssh2.Server({ hostKeys: [deps.hostKey] }, (client) => {
+    let shedName = "";
+    client.on("authentication", (ctx) => authenticate(ctx, deps.keys, (name) => {
+      shedName = name;
+    }));
+    client.on("ready", () => onReady(client, shedName, deps.service));
+    client.on("error", () => {
+      // A client that vanishes mid-handshake is not the server's problem.
+    });
+  });
+}
+
+function authenticate(ctx: AuthContext, keys: AuthorizedKeys, setName: (n: string) => void): void {
+  if (ctx.method !== "publickey") {
+    ctx.reject(["publickey"]);
+    return;
+  }
+  const key = keys.allows(ctx.key.algo, ctx.key.data);
+  if (!key) {
+    ctx.reject(["publickey"]);
+    return;
+  }
+  if (ctx.signature && ctx.blob && key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) {
+    ctx.reject(["publickey"]);
+    return;
+  }
+  setName(ctx.username);
+  ctx.accept();
+}
+
+function onReady(client: Connection, name: string, service: ShedService): void {
+  client.on("session", (accept) => {
+    const session = accept();
+    handleSession(session, name, service);
+  });
+  client.on("tcpip", (accept, reject, info) => {
+    const local = ["127.0.0.1", "localhost", "::1"].includes(info.destIP);
+    if (!local || info.destPort < 1 || info.destPort > 65535) {
+      reject();
+      return;
+    }
+    const channel = accept();
+    void (async () => {
+      try {
+        const { guest } = await service.ensureRunning(validateShedName(name), () => {});
+        const proc = await guest.exec({ argv: forwardArgv(info.destPort), stdin: true });
+        pipeChannel(channel, proc, false);
+        await proc.exited;
+      } catch {
+        channel.close();
+      }
+    })();
+  });
+}
+
+interface SessionState {
+  env: Record<string, string>;
+  pty?: { cols: number; rows: number; term: string };
+  proc?: ExecProcess;
+}
+
+function handleSession(session: Session, name: string, service: ShedService): void {
+  const state: SessionState = { env: {} };
+
+  session.on("pty", (accept, _reject, info) => {
+    state.pty = { cols: info.cols || 80, rows: info.rows || 24, term: info.term || "xterm" };
+    accept?.();
+  });
+  session.on("env", (accept, _reject, info) => {
+    state.env[info.key] = info.val;
+    accept?.();
+  });
+  session.on("window-change", (accept, _reject, info) => {
+    if (state.pty) state.pty = { ...state.pty, cols: info.cols, rows: info.rows };
+    void state.proc?.resize(info.cols, info.rows);
+    accept?.();
+  });
+  session.on("signal", (accept, _reject, info) => {
+    void state.proc?.signal(`SIG${info.name}` as NodeJS.Signals);
+    accept?.();
+  });
+  session.on("shell", (accept) => {
+    const channel = accept();
+    void run(channel, state, name, service, ["bash", "--login"]);
+  });
+  session.on("exec", (accept, _reject, info) => {
+    const channel = accept();
+    const encoded = state.env[ARGV_ENV];
+    if (info.command === ARGV_MARKER && encoded !== undefined) {
+      const argv = decodeArgv(encoded);
+      if (!argv) {
+        failChannel(channel, "shed-server: SHED_EXEC_ARGV is malformed", 2);
+        return;
+      }
+      void run(channel, state, name, service, argv);
+      return;
+    }
+    // A plain `ssh host command`: like sshd, the user's shell interprets it (a login shell, so PATH is set up).
+    void run(channel, state, name, service, ["bash", "--login", "-c", info.command]);
+  });
+  session.on("subsystem", (accept, reject, info) => {
+    if (info.name !== "sftp") {
+      reject?.();
+      return;
+    }
+    const channel = accept();
+    void run(channel, state, name, service, ["/usr/lib/openssh/sftp-server"]);
+  });
+}
+
+async function run(
+  channel: ServerChannel,
+  state: SessionState,
+  name: string,
+  service: ShedService,
+  argv: string[],
+): Promise<void> {
+  let guest: GuestExec;
+  let env: Record<string, string>;
+  try {
+    const ensured = await service.ensureRunning(validateShedName(name), (ev) => reportStart(channel, name, ev));
+    guest = ensured.guest;
+    env = service.guestEnv(ensured.shed);
+  } catch (err) {
+    const e = toShedError(err);
+    failChannel(channel, `shed-server: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ""}`, 255);
+    return;
+  }
+  const clientEnv = { ...state.env };
+  delete clientEnv[ARGV_ENV];
+  const spec: ExecSpec = {
+    argv,
+    cwd: "/workspace",
+    env: { ...clientEnv, ...(state.pty ? { TERM: state.pty.term } : {}), ...env },
+    stdin: true,
+    ...(state.pty ? { tty: { cols: state.pty.cols, rows: state.pty.rows } } : {}),
+  };
+  let proc: ExecProcess;
+  try {
+    proc = await guest.exec(spec);
+  } catch (err) {
+    failChannel(channel, `shed-server: ${toShedError(err).message}`, 255);
+    return;
+  }
+  state.proc = proc;
+  await pipeChannel(channel, proc, true);
+}
+
+/** Copies between an SSH channel and a guest process; sends the exit status when asked. */
+async function pipeChannel(channel: ServerChannel, proc: ExecProcess, sendExit: boolean): Promise<void> {
+  let closed = false;
+  channel.on("close", () => {
+    closed = true;
+    // The client went away: hang up the process, as sshd does.
+    void proc.signal("SIGHUP");
+  });
+  if (proc.stdin) {
+    const stdin = proc.stdin;
+    channel.on("data", (chunk: Buffer) => stdin.write(chunk));
+    channel.on("end", () => stdin.end());
+  }
+  const outDone = new Promise<void>((resolve) => {
+    proc.stdout.on("end", resolve);
+    proc.stdout.pipe(channel, { end: false });
+  });
+  const errDone = new Promise<void>((resolve) => {
+    proc.stderr.on("end", resolve);
+    proc.stderr.pipe(channel.stderr, { end: false });
+  });
+  let code = 255;
+  try {
+    code = await proc.exited;
+  } catch {
+    code = 255;
+  }
+  await Promise.all([outDone, errDone]);
+  if (closed) return;
+  if (sendExit) channel.exit(code);
+  channel.end();
+}
+
+function reportStart(channel: ServerChannel, name: string, ev: ProgressEvent): void {
+  if (ev.type === "step" && ev.step === "start") channel.stderr.write(`shed: starting ${name}...\r\n`);
+  if (ev.type === "warning") channel.stderr.write(`shed: warning: ${ev.message}\r\n`);
+}
+
+function failChannel(channel: ServerChannel, message: string, code: number): void {
+  channel.stderr.write(`${message}\n`);
+  channel.exit(code);
+  channel.end();
+}

@@ -1,0 +1,59 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { loadServerConfig } from "../../src/config/server-config.js";
+import type { ServerInfo } from "../../src/core/api-types.js";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+
+export interface TestServer extends RunningServer {
+  dir: string;
+  configFile: string;
+  base: string;
+  info(): Promise<ServerInfo>;
+  /** fetch against the API; returns status and parsed body. */
+  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+}
+
+/** A real shed-server (in this process) on free loopback ports with its own data dir. */
+export async function startTestServer(extra: Record<string, unknown> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), "shed-test-server-"));
+  const configFile = join(dir, "server.yaml");
+  writeFileSync(
+    configFile,
+    stringify({ name: "test", http_port: 0, ssh_port: 0, data_dir: join(dir, "data"), stop_timeout: "3s", ...extra }),
+  );
+  const server = await startServer(loadServerConfig(configFile));
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const api: TestServer["api"] = async (method, path, body, headers = {}) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // SSE or empty
+    }
+    return { status: res.status, body: parsed };
+  };
+  return { ...server, dir, configFile, base, api, info: async () => (await api("GET", "/api/info")).body as ServerInfo };
+}
+
+/** Reads a server-sent event stream into the list of events. */
+export function parseSse(text: string): any[] {
+  return text
+    .split("\n\n")
+    .map((block) =>
+      block
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trim())
+        .join(""),
+    )
+    .filter((d) => d !== "")
+    .map((d) => JSON.parse(d));
+}
