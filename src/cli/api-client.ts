@@ -39,10 +39,18 @@ export class ApiClient {
   }
 
   /** Runs a lifecycle operation, passing each progress event to `onEvent`; resolves with the final event. */
-  async operation(method: string, path: string, body: unknown, onEvent: ProgressSink): Promise<ProgressEvent | undefined> {
+  async operation(
+    method: string,
+    path: string,
+    body: unknown,
+    onEvent: ProgressSink,
+  ): Promise<ProgressEvent | undefined> {
     const res = await this.fetch(path, {
       method,
-      headers: { accept: "text/event-stream", ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        accept: "text/event-stream",
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (!res.ok || !(res.headers.get("content-type") ?? "").includes("text/event-stream")) {
@@ -52,7 +60,11 @@ export class ApiClient {
     }
     let last: ProgressEvent | undefined;
     for await (const ev of readEvents(res)) {
-      if (ev.type === "error") throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
+      if (ev.type === "error")
+        throw new ShedError(ev.error.code, ev.error.message, {
+          hint: ev.error.hint,
+          details: ev.error.details,
+        });
       onEvent(ev);
       last = ev;
     }
@@ -64,9 +76,13 @@ export class ApiClient {
       return await fetch(`${this.base}${path}`, init);
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new ShedError("SERVER_UNREACHABLE", `cannot reach shed-server ${this.serverName} at ${this.base} (${cause})`, {
-        hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
-      });
+      throw new ShedError(
+        "SERVER_UNREACHABLE",
+        `cannot reach shed-server ${this.serverName} at ${this.base} (${cause})`,
+        {
+          hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
+        },
+      );
     }
   }
 }

@@ -47,9 +47,13 @@ export class ClientConfig {
     const data = loadYamlFile(file, clientConfigSchema, { missingOk: true, what: "client config" });
     const cfg = new ClientConfig(file, data);
     if (data.default_server && !data.servers[data.default_server]) {
-      throw new ShedError("INVALID_CONFIG", `${file}: default_server ${JSON.stringify(data.default_server)} is not in servers`, {
-        hint: "run `shed server set-default NAME` with one of `shed server list`",
-      });
+      throw new ShedError(
+        "INVALID_CONFIG",
+        `${file}: default_server ${JSON.stringify(data.default_server)} is not in servers`,
+        {
+          hint: "run `shed server set-default NAME` with one of `shed server list`",
+        },
+      );
     }
     return cfg;
   }
@@ -86,7 +90,9 @@ export class ClientConfig {
   save(): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `# Managed by shed; edit with \`shed server ...\`.\n${stringify(this.data)}`, { mode: 0o600 });
+    writeFileSync(tmp, `# Managed by shed; edit with \`shed server ...\`.\n${stringify(this.data)}`, {
+      mode: 0o600,
+    });
     renameSync(tmp, this.file);
     writeSshFiles(this);
   }

@@ -23,7 +23,10 @@ export async function ensureLocalServer(
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const configFile = join(dir, "server.yaml");
     if (!existsSync(configFile)) {
-      writeFileSync(configFile, `# The CLI's on-demand local shed-server.\nname: local\ndata_dir: ${JSON.stringify(join(dir, "data"))}\n`);
+      writeFileSync(
+        configFile,
+        `# The CLI's on-demand local shed-server.\nname: local\ndata_dir: ${JSON.stringify(join(dir, "data"))}\n`,
+      );
     }
     const log = join(cfg.dir, "local-server.log");
     say(`starting a local shed-server (log: ${log})`);
@@ -45,7 +48,9 @@ export async function ensureLocalServer(
         });
       }
       if (Date.now() > deadline) {
-        throw new ShedError("SERVER_UNREACHABLE", "the local shed-server did not answer within 20s", { hint: `see ${log}` });
+        throw new ShedError("SERVER_UNREACHABLE", "the local shed-server did not answer within 20s", {
+          hint: `see ${log}`,
+        });
       }
       await new Promise((r) => setTimeout(r, 100));
     }

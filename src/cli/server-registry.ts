@@ -29,7 +29,12 @@ export async function addServer(
   }
   const publicKey = await ensureKeyPair(cfg);
   await probe.json("POST", "/api/keys", { public_key: publicKey });
-  const entry: ServerEntry = { host, http_port: httpPort, ssh_port: info.ssh_port, host_key: info.ssh_host_key };
+  const entry: ServerEntry = {
+    host,
+    http_port: httpPort,
+    ssh_port: info.ssh_port,
+    host_key: info.ssh_host_key,
+  };
   cfg.data.servers[serverName] = entry;
   if (!cfg.data.default_server) cfg.data.default_server = serverName;
   cfg.save();

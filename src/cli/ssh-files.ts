@@ -53,6 +53,8 @@ export function writeSshFiles(cfg: ClientConfig): void {
   writeFileSync(cfg.knownHostsFile, known.length ? `${known.join("\n")}\n` : "", { mode: 0o600 });
   const defaultName = cfg.pick(undefined)?.name;
   // The launcher's fast path for `shed exec` reads this one line instead of parsing YAML.
-  writeFileSync(join(cfg.dir, "default_host"), defaultName ? `${hostAlias(defaultName)}\n` : "", { mode: 0o600 });
+  writeFileSync(join(cfg.dir, "default_host"), defaultName ? `${hostAlias(defaultName)}\n` : "", {
+    mode: 0o600,
+  });
   if (!existsSync(controlDir())) mkdirSync(controlDir(), { recursive: true, mode: 0o700 });
 }

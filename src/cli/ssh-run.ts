@@ -10,7 +10,11 @@ import { controlDir, hostAlias } from "./ssh-files.js";
  * endpoint, with the generated ssh_config (pinned host key, the CLI's key,
  * multiplexing). The exit code of the remote command is ssh's exit code.
  */
-export async function runSsh(ctx: CliContext, name: string, mode: { argv: string[] } | { console: true }): Promise<number> {
+export async function runSsh(
+  ctx: CliContext,
+  name: string,
+  mode: { argv: string[] } | { console: true },
+): Promise<number> {
   validateShedName(name);
   const server = await ctx.server();
   mkdirSync(controlDir(), { recursive: true, mode: 0o700 });

@@ -25,9 +25,13 @@ export function readEnvFile(file: string): Record<string, string> {
     const eq = body.indexOf("=");
     const key = eq > 0 ? body.slice(0, eq).trim() : "";
     if (!NAME_RE.test(key)) {
-      throw new ShedError("INVALID_CONFIG", `${file}:${i + 1}: expected KEY=VALUE, got ${JSON.stringify(line.slice(0, 40))}`, {
-        hint: "variable names use letters, digits and _, and do not start with a digit",
-      });
+      throw new ShedError(
+        "INVALID_CONFIG",
+        `${file}:${i + 1}: expected KEY=VALUE, got ${JSON.stringify(line.slice(0, 40))}`,
+        {
+          hint: "variable names use letters, digits and _, and do not start with a digit",
+        },
+      );
     }
     let value = body.slice(eq + 1).trim();
     if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) {

@@ -1,4 +1,4 @@
-import { hostname, homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { tryParseDuration } from "../core/duration.js";
@@ -9,7 +9,8 @@ import { resolveUserPath } from "./paths.js";
 const duration = z.string().refine((s) => tryParseDuration(s) !== undefined, {
   message: "not a duration; write e.g. 10s, 2m or 500ms",
 });
-const port = z.number().int().min(1).max(65535);
+// 0 asks the OS for a free port (tests, several servers on one machine); /api/info tells the real one.
+const port = z.number().int().min(0).max(65535);
 
 const credentialSchema = z
   .object({
@@ -32,7 +33,10 @@ export const serverConfigSchema = z
     data_dir: z.string().min(1).optional(),
     stop_timeout: duration.default("10s"),
     credentials: z
-      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: "credential names use letters, digits, _ . -" }), credentialSchema)
+      .record(
+        z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: "credential names use letters, digits, _ . -" }),
+        credentialSchema,
+      )
       .default({}),
     env_file: z.string().min(1).optional(),
     ssh_authorized_keys: z.string().min(1).optional(),
@@ -75,9 +79,7 @@ export function defaultDataDir(): string {
 
 /** Loads the server config; `file` undefined means all defaults. */
 export function loadServerConfig(file: string | undefined): ServerConfig {
-  const raw = file
-    ? loadYamlFile(file, serverConfigSchema, { what: "server config" })
-    : serverConfigSchema.parse({});
+  const raw = file ? loadYamlFile(file, serverConfigSchema, { what: "server config" }) : serverConfigSchema.parse({});
   const base = file ? dirname(file) : process.cwd();
   const dataDir = raw.data_dir ? resolveUserPath(raw.data_dir, base) : defaultDataDir();
   return {

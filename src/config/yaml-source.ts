@@ -33,7 +33,13 @@ export function parseYamlWithSchema<S extends z.ZodType>(
       ok: false,
       problems: doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { file, line: pos.line, col: pos.col, path: "", message: `YAML syntax: ${firstLine(e.message)}` };
+        return {
+          file,
+          line: pos.line,
+          col: pos.col,
+          path: "",
+          message: `YAML syntax: ${firstLine(e.message)}`,
+        };
       }),
     };
   }
@@ -60,7 +66,8 @@ export function parseYamlWithSchema<S extends z.ZodType>(
 
 function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
   const shown = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
-  if (issue.code === "invalid_type" && value === undefined) return `${issue.message.replace(/, received undefined$/, "")}: field is required`;
+  if (issue.code === "invalid_type" && value === undefined)
+    return `${issue.message.replace(/, received undefined$/, "")}: field is required`;
   return `${issue.message}${shown}`;
 }
 

@@ -32,7 +32,10 @@ export async function cloneRepo(
     argv: ["find", WORKSPACE, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"],
   });
   if (probe.exitCode === 0 && probe.stdout.trim() !== "") {
-    return { cloned: false, reason: "the workspace already has files (kept from an earlier shed); not cloned over them" };
+    return {
+      cloned: false,
+      reason: "the workspace already has files (kept from an earlier shed); not cloned over them",
+    };
   }
   const cloneEnv = { ...env, GIT_TERMINAL_PROMPT: "0", GIT_SSH_COMMAND: "ssh -o BatchMode=yes" };
 
@@ -100,7 +103,10 @@ async function runGit(
 
 /** Streams a host file into the guest through exec's stdin (works on every backend). */
 async function uploadFile(guest: GuestExec, hostFile: string, guestPath: string): Promise<void> {
-  const proc = await guest.exec({ argv: ["bash", "-c", 'cat > "$1"', "shed-upload", guestPath], stdin: true });
+  const proc = await guest.exec({
+    argv: ["bash", "-c", 'cat > "$1"', "shed-upload", guestPath],
+    stdin: true,
+  });
   proc.stdout.resume();
   const tail = new TailBuffer();
   proc.stderr.setEncoding("utf8").on("data", (t: string) => tail.push(t));
@@ -108,6 +114,9 @@ async function uploadFile(guest: GuestExec, hostFile: string, guestPath: string)
   await pipeline(createReadStream(hostFile), proc.stdin);
   const code = await proc.exited;
   if (code !== 0) {
-    throw new ShedError("CLONE_FAILED", `could not copy the repository bundle into the shed: ${tail.lines(2).join(" ")}`);
+    throw new ShedError(
+      "CLONE_FAILED",
+      `could not copy the repository bundle into the shed: ${tail.lines(2).join(" ")}`,
+    );
   }
 }

@@ -49,5 +49,9 @@ export async function runCollect(guest: GuestExec, spec: ExecSpec, input?: strin
   proc.stderr.on("data", (c: Buffer) => err.push(c));
   if (proc.stdin) proc.stdin.end(input);
   const exitCode = await proc.exited;
-  return { exitCode, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
+  return {
+    exitCode,
+    stdout: Buffer.concat(out).toString("utf8"),
+    stderr: Buffer.concat(err).toString("utf8"),
+  };
 }

@@ -64,12 +64,19 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     fatal: false,
     async run(ctx, io) {
       for (const c of ctx.missingCredentials) {
-        io.warn(`credential ${c.name}: source ${c.source} does not exist; not mounted at ${c.target}`, `create ${c.source} on the server or remove credentials.${c.name} from its config`);
+        io.warn(
+          `credential ${c.name}: source ${c.source} does not exist; not mounted at ${c.target}`,
+          `create ${c.source} on the server or remove credentials.${c.name} from its config`,
+        );
       }
       const n = ctx.spec.credentials.length;
-      if (n === 0 && ctx.missingCredentials.length === 0) return { outcome: "skipped", reason: "no credentials configured" };
+      if (n === 0 && ctx.missingCredentials.length === 0)
+        return { outcome: "skipped", reason: "no credentials configured" };
       if (ctx.backend.capabilities.credentialMechanism === "bind_mount") {
-        return { outcome: "done", message: `${n} credential${n === 1 ? "" : "s"} bind-mounted at container creation` };
+        return {
+          outcome: "done",
+          message: `${n} credential${n === 1 ? "" : "s"} bind-mounted at container creation`,
+        };
       }
       throw new ShedError("NOT_SUPPORTED", `credential transfer is not implemented for ${ctx.backend.name}`);
     },
@@ -82,7 +89,9 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
       if (ctx.spec.localDir) return { outcome: "skipped", reason: "--local-dir: the directory is the workspace" };
       if (!ctx.repo) return { outcome: "skipped", reason: "no --repo" };
       const result = await cloneRepo(ctx.backend.guest(ctx.spec.name), ctx.repo, shedBaseEnv(ctx.spec.name), io);
-      return result.cloned ? { outcome: "done", message: result.message } : { outcome: "skipped", reason: result.reason };
+      return result.cloned
+        ? { outcome: "done", message: result.message }
+        : { outcome: "skipped", reason: result.reason };
     },
   },
 ];
@@ -91,7 +100,12 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
 async function waitForExec(ctx: CreateContext): Promise<void> {
   const guest = ctx.backend.guest(ctx.spec.name);
   let last = "";
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 20; i++) {
+    const shed = await ctx.backend.get(ctx.spec.name);
+    if (shed?.status !== "running") {
+      last = "it exited right after starting";
+      break;
+    }
     try {
       const r = await runCollect(guest, { argv: ["true"] });
       if (r.exitCode === 0) return;
@@ -101,7 +115,7 @@ async function waitForExec(ctx: CreateContext): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new ShedError("BACKEND_ERROR", `the shed started but cannot run commands (${last})`, {
+  throw new ShedError("BACKEND_ERROR", `the shed started but cannot run commands: ${last}`, {
     hint: "the image needs /bin/sh, bash, git and a user named shed; `npm run build-image` makes one",
   });
 }

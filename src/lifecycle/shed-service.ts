@@ -14,7 +14,7 @@ import type { GuestExec } from "../guest/exec.js";
 import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
 import type { MetaStore } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
-import { START_STEPS, STOP_STEPS, type RunContext } from "./run-steps.js";
+import { type RunContext, START_STEPS, STOP_STEPS } from "./run-steps.js";
 import { runSteps, StepFailure } from "./steps.js";
 
 export interface ServiceDeps {
@@ -110,7 +110,8 @@ export class ShedService {
         step: "remove",
         outcome: "succeeded",
         duration_ms: Date.now() - started,
-        message: opts.keepVolume || shed.local_dir ? "container removed; workspace kept" : "container and workspace removed",
+        message:
+          opts.keepVolume || shed.local_dir ? "container removed; workspace kept" : "container and workspace removed",
       });
     });
   }
@@ -133,11 +134,7 @@ export class ShedService {
     return { ...this.deps.env, SHED_CONTAINER: "true", SHED_NAME: shed.name, SHED_WORKSPACE: shed.workspace };
   }
 
-  private async runLifecycle(
-    steps: typeof START_STEPS,
-    ctx: RunContext,
-    emit: ProgressSink,
-  ): Promise<void> {
+  private async runLifecycle(steps: typeof START_STEPS, ctx: RunContext, emit: ProgressSink): Promise<void> {
     try {
       await runSteps(steps, ctx, emit);
     } catch (err) {
@@ -151,9 +148,13 @@ export class ShedService {
     const backendName = req.backend ?? this.deps.config.defaultBackend;
     const backend = this.deps.backends.get(backendName);
     if (!backend) {
-      throw new ShedError("BACKEND_NOT_ENABLED", `backend ${JSON.stringify(backendName)} is not enabled on this server`, {
-        hint: `enabled: ${[...this.deps.backends.keys()].join(", ")} (server config: enabled_backends)`,
-      });
+      throw new ShedError(
+        "BACKEND_NOT_ENABLED",
+        `backend ${JSON.stringify(backendName)} is not enabled on this server`,
+        {
+          hint: `enabled: ${[...this.deps.backends.keys()].join(", ")} (server config: enabled_backends)`,
+        },
+      );
     }
     if ((req.repo || req.repo_bundle) && req.local_dir) {
       throw new ShedError("INVALID_REQUEST", "--repo and --local-dir cannot be used together", {
@@ -168,9 +169,13 @@ export class ShedService {
         throw new ShedError("INVALID_REQUEST", `local_dir ${JSON.stringify(req.local_dir)} must be an absolute path`);
       }
       if (!existsSync(req.local_dir) || !statSync(req.local_dir).isDirectory()) {
-        throw new ShedError("LOCAL_DIR_NOT_FOUND", `--local-dir ${req.local_dir} is not a directory on server ${this.deps.config.name}`, {
-          hint: "create the directory, or check the path (it is resolved on the server's machine)",
-        });
+        throw new ShedError(
+          "LOCAL_DIR_NOT_FOUND",
+          `--local-dir ${req.local_dir} is not a directory on server ${this.deps.config.name}`,
+          {
+            hint: "create the directory, or check the path (it is resolved on the server's machine)",
+          },
+        );
       }
       if (!backend.capabilities.localDir) {
         throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${backendName} backend`, {
@@ -187,7 +192,12 @@ export class ShedService {
           hint: "upload the bundle with PUT /api/bundles first (the CLI does this for a local --repo path)",
         });
       }
-      repo = { kind: "bundle", file, label: req.repo_label ?? "local repository", ...(req.repo_origin ? { origin: req.repo_origin } : {}) };
+      repo = {
+        kind: "bundle",
+        file,
+        label: req.repo_label ?? "local repository",
+        ...(req.repo_origin ? { origin: req.repo_origin } : {}),
+      };
     }
     const present = this.deps.config.credentials.filter((c) => existsSync(c.source));
     const missing = this.deps.config.credentials.filter((c) => !existsSync(c.source));

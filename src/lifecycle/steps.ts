@@ -22,7 +22,7 @@ export interface Step<C> {
   title: string;
   fatal: boolean;
   run(ctx: C, io: StepIO): Promise<StepRun>;
-  /** Undoes this step's effect after a later fatal failure. */
+  /** Undoes this step's effect after a fatal failure (its own or a later step's); must be idempotent. */
   undo?(ctx: C): Promise<void>;
 }
 
@@ -93,7 +93,8 @@ export async function runSteps<C>(
           continue;
         }
         emit({ type: "step_end", step: step.id, outcome: "failed", duration_ms, message: error.message });
-        await undoAll(done, ctx, emit);
+        // The failed step may have made part of its work (a container that then would not start): undo it too.
+        await undoAll([...done, step], ctx, emit);
         throw new StepFailure(step.id, error);
       }
     }

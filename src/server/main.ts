@@ -4,9 +4,7 @@ import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { startServer } from "./server.js";
 
-const program = new Command("shed-server")
-  .description("Runs sheds on this machine: HTTP API and SSH")
-  .version(VERSION);
+const program = new Command("shed-server").description("Runs sheds on this machine: HTTP API and SSH").version(VERSION);
 
 program
   .command("serve")

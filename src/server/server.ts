@@ -85,7 +85,10 @@ function listen(server: HttpServer | SshServer, port: number, host: string, fiel
     const onError = (err: NodeJS.ErrnoException) => {
       reject(
         new ShedError("INVALID_CONFIG", `cannot listen on ${host}:${port} (${field}): ${err.code ?? err.message}`, {
-          hint: err.code === "EADDRINUSE" ? `another process uses port ${port}; set ${field} in the server config` : undefined,
+          hint:
+            err.code === "EADDRINUSE"
+              ? `another process uses port ${port}; set ${field} in the server config`
+              : undefined,
         }),
       );
     };

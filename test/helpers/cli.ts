@@ -28,14 +28,21 @@ export class CliUser {
   /** Runs bin/shed (the packaged CLI) and collects its output. */
   run(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
     return new Promise((resolveRun, reject) => {
-      const child = spawn(SHED_BIN, args, { env: { ...this.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(SHED_BIN, args, {
+        env: { ...this.env, ...opts.env },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on("data", (c: Buffer) => out.push(c));
       child.stderr.on("data", (c: Buffer) => err.push(c));
       child.on("error", reject);
       child.on("close", (code) =>
-        resolveRun({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+        resolveRun({
+          code: code ?? -1,
+          stdout: Buffer.concat(out).toString(),
+          stderr: Buffer.concat(err).toString(),
+        }),
       );
       child.stdin.end(opts.input ?? "");
     });

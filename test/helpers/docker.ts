@@ -6,11 +6,32 @@ export const docker = new Docker();
 /** Removes every container and volume this test run made (by name prefix). */
 export async function cleanupDocker(prefix = RUN_PREFIX): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { name: [`shed-${prefix}`] } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
   const helpers = await docker.listContainers({ all: true, filters: { label: [`dev.shed.test=${prefix}`] } });
-  await Promise.all(helpers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  await Promise.all(
+    helpers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
   const { Volumes } = await docker.listVolumes({ filters: { name: [`shed-${prefix}`] } });
-  await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
+  await Promise.all(
+    (Volumes ?? []).map((v) =>
+      docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => {}),
+    ),
+  );
 }
 
 export async function containerExists(name: string): Promise<boolean> {
@@ -32,8 +53,14 @@ export async function volumeExists(name: string): Promise<boolean> {
 }
 
 /** Runs a command in a shed's container with the plain docker API (to check what Shed did, independently of it). */
-export async function dockerExec(name: string, argv: string[], user = "shed"): Promise<{ code: number; stdout: string; stderr: string }> {
-  const exec = await docker.getContainer(`shed-${name}`).exec({ Cmd: argv, User: user, AttachStdout: true, AttachStderr: true });
+export async function dockerExec(
+  name: string,
+  argv: string[],
+  user = "shed",
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const exec = await docker
+    .getContainer(`shed-${name}`)
+    .exec({ Cmd: argv, User: user, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({});
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -46,5 +73,9 @@ export async function dockerExec(name: string, argv: string[], user = "shed"): P
   await new Promise((r) => stream.on("end", r));
   let info = await exec.inspect();
   while (info.Running) info = await exec.inspect();
-  return { code: info.ExitCode ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+  return {
+    code: info.ExitCode ?? -1,
+    stdout: Buffer.concat(out).toString(),
+    stderr: Buffer.concat(err).toString(),
+  };
 }

@@ -12,7 +12,12 @@ export interface TestServer extends RunningServer {
   base: string;
   info(): Promise<ServerInfo>;
   /** fetch against the API; returns status and parsed body. */
-  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any }>;
 }
 
 /** A real shed-server (in this process) on free loopback ports with its own data dir. */
@@ -21,7 +26,14 @@ export async function startTestServer(extra: Record<string, unknown> = {}): Prom
   const configFile = join(dir, "server.yaml");
   writeFileSync(
     configFile,
-    stringify({ name: "test", http_port: 0, ssh_port: 0, data_dir: join(dir, "data"), stop_timeout: "3s", ...extra }),
+    stringify({
+      name: "test",
+      http_port: 0,
+      ssh_port: 0,
+      data_dir: join(dir, "data"),
+      stop_timeout: "3s",
+      ...extra,
+    }),
   );
   const server = await startServer(loadServerConfig(configFile));
   const base = `http://127.0.0.1:${server.httpPort}`;
@@ -40,7 +52,14 @@ export async function startTestServer(extra: Record<string, unknown> = {}): Prom
     }
     return { status: res.status, body: parsed };
   };
-  return { ...server, dir, configFile, base, api, info: async () => (await api("GET", "/api/info")).body as ServerInfo };
+  return {
+    ...server,
+    dir,
+    configFile,
+    base,
+    api,
+    info: async () => (await api("GET", "/api/info")).body as ServerInfo,
+  };
 }
 
 /** Reads a server-sent event stream into the list of events. */

@@ -64,7 +64,12 @@ export class DockerBackend implements Backend {
         ? { Type: "bind", Source: spec.localDir, Target: WORKSPACE }
         : { Type: "volume", Source: volumeName(spec.name), Target: WORKSPACE },
       ...spec.credentials.map(
-        (c): Docker.MountSettings => ({ Type: "bind", Source: c.source, Target: c.target, ReadOnly: c.readonly }),
+        (c): Docker.MountSettings => ({
+          Type: "bind",
+          Source: c.source,
+          Target: c.target,
+          ReadOnly: c.readonly,
+        }),
       ),
     ];
     const labels: Record<string, string> = {

@@ -91,7 +91,10 @@ export class DockerGuestExec implements GuestExec {
     } catch {
       // Engine on another host: the PID is all we have.
     }
-    const kill = await this.exec({ argv: ["kill", "-s", signal.replace(/^SIG/, ""), "--", guestPid], user: "root" });
+    const kill = await this.exec({
+      argv: ["kill", "-s", signal.replace(/^SIG/, ""), "--", guestPid],
+      user: "root",
+    });
     kill.stdout.resume();
     kill.stderr.resume();
     await kill.exited.catch(() => {});
@@ -118,7 +121,15 @@ function stdinOf(stream: Duplex, tty: boolean): Writable {
  * in the terminal before exec'ing the program removes the race.
  */
 function withTerminalSize(argv: string[], cols: number, rows: number): string[] {
-  return ["sh", "-c", 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"', "shed-tty", String(cols), String(rows), ...argv];
+  return [
+    "sh",
+    "-c",
+    'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"',
+    "shed-tty",
+    String(cols),
+    String(rows),
+    ...argv,
+  ];
 }
 
 async function exitCodeOf(exec: Docker.Exec): Promise<number> {

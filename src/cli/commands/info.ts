@@ -45,7 +45,8 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
               ["NAME", "STATUS", "SERVER", "BACKEND", "IMAGE", "CREATED", "SOURCE"],
               rows.map((s) => [
                 s.name,
-                s.status + (s.warnings.length ? ` (${s.warnings.length} warning${s.warnings.length > 1 ? "s" : ""})` : ""),
+                s.status +
+                  (s.warnings.length ? ` (${s.warnings.length} warning${s.warnings.length > 1 ? "s" : ""})` : ""),
                 s.server,
                 s.backend,
                 s.image,

@@ -19,8 +19,10 @@ export function registerServerCommands(program: Command<[], GlobalOptions>): voi
         throw new ShedError("INVALID_REQUEST", `--port ${JSON.stringify(opts.port)} is not a port number`);
       }
       const added = await addServer(ctx.cfg, host, port, opts.name);
-      ctx.result({ name: added.name, ...added.entry, version: added.info.version }, () =>
-        `added server ${added.name} (${host}, http ${port}, ssh ${added.entry.ssh_port})${ctx.cfg.data.default_server === added.name ? " as the default" : ""}`,
+      ctx.result(
+        { name: added.name, ...added.entry, version: added.info.version },
+        () =>
+          `added server ${added.name} (${host}, http ${port}, ssh ${added.entry.ssh_port})${ctx.cfg.data.default_server === added.name ? " as the default" : ""}`,
       );
     });
 
@@ -51,7 +53,8 @@ export function registerServerCommands(program: Command<[], GlobalOptions>): voi
     .description("forget a server (its sheds keep running there)")
     .action((name) => {
       const ctx = new CliContext(program.opts());
-      if (!ctx.cfg.data.servers[name]) throw new ShedError("SERVER_NOT_FOUND", `no server named ${JSON.stringify(name)}`);
+      if (!ctx.cfg.data.servers[name])
+        throw new ShedError("SERVER_NOT_FOUND", `no server named ${JSON.stringify(name)}`);
       delete ctx.cfg.data.servers[name];
       if (ctx.cfg.data.default_server === name) delete ctx.cfg.data.default_server;
       ctx.cfg.save();

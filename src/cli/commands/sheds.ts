@@ -52,7 +52,9 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
           if (up.origin) req.repo_origin = up.origin;
         } else req.repo = opts.repo;
       }
-      const shed = await lifecycle(ctx, () => server.api.operation("POST", "/api/sheds", req, (ev) => ctx.out.progress(ev)));
+      const shed = await lifecycle(ctx, () =>
+        server.api.operation("POST", "/api/sheds", req, (ev) => ctx.out.progress(ev)),
+      );
       ctx.result(shed, () => `${describeShed(shed)}\nconnect: shed console ${name}`);
     });
 
@@ -63,7 +65,9 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       const ctx = new CliContext(program.opts());
       validateShedName(name);
       const { api } = await ctx.server();
-      const shed = await lifecycle(ctx, () => api.operation("POST", `/api/sheds/${name}/start`, undefined, (ev) => ctx.out.progress(ev)));
+      const shed = await lifecycle(ctx, () =>
+        api.operation("POST", `/api/sheds/${name}/start`, undefined, (ev) => ctx.out.progress(ev)),
+      );
       ctx.result(shed, () => `started ${name}`);
     });
 
@@ -74,7 +78,9 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       const ctx = new CliContext(program.opts());
       validateShedName(name);
       const { api } = await ctx.server();
-      const shed = await lifecycle(ctx, () => api.operation("POST", `/api/sheds/${name}/stop`, undefined, (ev) => ctx.out.progress(ev)));
+      const shed = await lifecycle(ctx, () =>
+        api.operation("POST", `/api/sheds/${name}/stop`, undefined, (ev) => ctx.out.progress(ev)),
+      );
       ctx.result(shed, () => `stopped ${name}`);
     });
 
@@ -88,9 +94,12 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       validateShedName(name);
       const { api } = await ctx.server();
       const shed = await api.json<Shed>("GET", `/api/sheds/${name}`);
-      if (!opts.force) await confirm(`Delete shed ${name}${opts.keepVolume || shed.local_dir ? "" : " and its workspace"}?`);
+      if (!opts.force)
+        await confirm(`Delete shed ${name}${opts.keepVolume || shed.local_dir ? "" : " and its workspace"}?`);
       const query = opts.keepVolume ? "?keep_volume=true" : "";
-      await lifecycle(ctx, () => api.operation("DELETE", `/api/sheds/${name}${query}`, undefined, (ev) => ctx.out.progress(ev)));
+      await lifecycle(ctx, () =>
+        api.operation("DELETE", `/api/sheds/${name}${query}`, undefined, (ev) => ctx.out.progress(ev)),
+      );
       ctx.result({ deleted: name, kept_volume: opts.keepVolume === true }, () => `deleted ${name}`);
     });
 }
@@ -113,5 +122,6 @@ async function confirm(question: string): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   const answer = await rl.question(`${question} [y/N] `);
   rl.close();
-  if (!/^y(es)?$/i.test(answer.trim())) throw new ShedError("INVALID_REQUEST", "not deleted", { hint: "answer y to delete" });
+  if (!/^y(es)?$/i.test(answer.trim()))
+    throw new ShedError("INVALID_REQUEST", "not deleted", { hint: "answer y to delete" });
 }

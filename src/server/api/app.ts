@@ -61,10 +61,18 @@ export function createApi(deps: ApiDeps): Hono {
   });
 
   app.post("/api/sheds/:name/start", (c) =>
-    runOperation(c, (emit) => service.start(c.req.param("name"), emit), (shed) => ({ type: "result", shed })),
+    runOperation(
+      c,
+      (emit) => service.start(c.req.param("name"), emit),
+      (shed) => ({ type: "result", shed }),
+    ),
   );
   app.post("/api/sheds/:name/stop", (c) =>
-    runOperation(c, (emit) => service.stop(c.req.param("name"), emit), (shed) => ({ type: "result", shed })),
+    runOperation(
+      c,
+      (emit) => service.stop(c.req.param("name"), emit),
+      (shed) => ({ type: "result", shed }),
+    ),
   );
 
   app.put("/api/bundles", async (c) => {
@@ -95,10 +103,13 @@ async function readJson(req: Request): Promise<unknown> {
   }
 }
 
-function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: string; code: string; keys?: string[] }[]): ShedError {
+function invalidBody(
+  issues: readonly { path: readonly PropertyKey[]; message: string; code: string; keys?: string[] }[],
+): ShedError {
   const parts = issues.map((i) => {
     const path = i.path.map(String).join(".");
-    if (i.code === "unrecognized_keys" && i.keys) return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
+    if (i.code === "unrecognized_keys" && i.keys)
+      return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
     return `${path || "body"}: ${i.message}`;
   });
   return new ShedError("INVALID_REQUEST", `invalid request body: ${parts.join("; ")}`);

@@ -23,9 +23,11 @@ export interface SshServerDeps {
 export function createSshServer(deps: SshServerDeps): Server {
   return new ssh2.Server({ hostKeys: [deps.hostKey] }, (client) => {
     let shedName = "";
-    client.on("authentication", (ctx) => authenticate(ctx, deps.keys, (name) => {
-      shedName = name;
-    }));
+    client.on("authentication", (ctx) =>
+      authenticate(ctx, deps.keys, (name) => {
+        shedName = name;
+      }),
+    );
     client.on("ready", () => onReady(client, shedName, deps.service));
     client.on("error", () => {
       // A client that vanishes mid-handshake is not the server's problem.

@@ -1,0 +1,103 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { readEnvFile } from "../../src/config/env-file.js";
+import { loadServerConfig } from "../../src/config/server-config.js";
+import { ShedError } from "../../src/core/errors.js";
+
+function write(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "shed-cfg-"));
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+function errorOf(fn: () => unknown): ShedError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ShedError) return err;
+    throw err;
+  }
+  throw new Error("expected an error");
+}
+
+describe("server config", () => {
+  it("an empty config gets the documented defaults", () => {
+    const cfg = loadServerConfig(write("server.yaml", ""));
+    expect(cfg).toMatchObject({
+      httpPort: 8080,
+      sshPort: 2222,
+      bind: "127.0.0.1",
+      enabledBackends: ["docker"],
+      defaultBackend: "docker",
+      defaultImage: "shed-base:latest",
+      stopTimeoutMs: 10_000,
+      credentials: [],
+    });
+  });
+
+  it("relative paths resolve against the config's folder and ~ against home", () => {
+    const file = write(
+      "server.yaml",
+      "data_dir: data\nenv_file: ~/env\ncredentials:\n  gh: {source: ./gh, target: /home/shed/.config/gh, readonly: true}\n",
+    );
+    const cfg = loadServerConfig(file);
+    const dir = join(file, "..");
+    expect(cfg.dataDir).toBe(join(dir, "data"));
+    expect(cfg.authorizedKeysFile).toBe(join(dir, "data", "authorized_keys"));
+    expect(cfg.credentials).toEqual([
+      { name: "gh", source: join(dir, "gh"), target: "/home/shed/.config/gh", readonly: true, exclude: [] },
+    ]);
+    expect(cfg.envFile).toMatch(/\/env$/);
+  });
+
+  it("reports every problem with file:line:col, the field and the value", () => {
+    const file = write(
+      "server.yaml",
+      [
+        "http_port: 99999",
+        "bogus: 1",
+        "enabled_backends: [docker, kvm]",
+        "stop_timeout: 10x",
+        "credentials:",
+        "  gh:",
+        "    source: /x",
+        "    target: relative",
+      ].join("\n"),
+    );
+    const e = errorOf(() => loadServerConfig(file));
+    expect(e.code).toBe("INVALID_CONFIG");
+    expect(e.message).toContain(`${file}:1:12: http_port:`);
+    expect(e.message).toContain("(got 99999)");
+    expect(e.message).toContain(`${file}:2:1: bogus: unknown field`);
+    expect(e.message).toContain(`${file}:3:28: enabled_backends.1:`);
+    expect(e.message).toContain(`${file}:4:15: stop_timeout: not a duration`);
+    expect(e.message).toContain(`${file}:8:13: credentials.gh.target: target must be an absolute path`);
+  });
+
+  it("a YAML syntax error names the line", () => {
+    const file = write("server.yaml", "name: a\nenabled_backends: [docker\n");
+    const e = errorOf(() => loadServerConfig(file));
+    expect(e.message).toMatch(new RegExp(`${file}:\\d+:\\d+: YAML syntax`));
+  });
+
+  it("default_backend must be enabled", () => {
+    const file = write("server.yaml", "enabled_backends: [docker]\ndefault_backend: vz\n");
+    expect(errorOf(() => loadServerConfig(file)).message).toContain(
+      "default_backend: default_backend must be one of enabled_backends",
+    );
+  });
+});
+
+describe("env_file", () => {
+  it("reads KEY=VALUE lines, comments and quotes", () => {
+    const file = write("env", "# comment\nA=1\nexport B='two words'\nC=\"x=y\"\n\n");
+    expect(readEnvFile(file)).toEqual({ A: "1", B: "two words", C: "x=y" });
+  });
+  it("a bad line is reported with file:line", () => {
+    const file = write("env", "A=1\nnot a var\n");
+    expect(errorOf(() => readEnvFile(file)).message).toContain(`${file}:2: expected KEY=VALUE`);
+  });
+});
