@@ -312,7 +312,7 @@ async function startGitDaemon(): Promise<string> {
     Labels: { "dev.shed.test": RUN_PREFIX },
   });
   await c.start();
-  const ip = (await c.inspect()).NetworkSettings.IPAddress;
+  const ip = (await c.inspect()).NetworkSettings.Networks.bridge?.IPAddress ?? "";
   // Ready when the daemon accepts a connection: ask git itself, bounded.
   for (let i = 0; i < 100; i++) {
     const r = await c.exec({
