@@ -2,6 +2,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { registerInfoCommands } from "./commands/info.js";
+import { registerProvisionCommands } from "./commands/provision.js";
 import { registerServerCommands } from "./commands/server.js";
 import { registerShedCommands } from "./commands/sheds.js";
 import { formatError } from "./render.js";
@@ -17,6 +18,7 @@ const program = new Command("shed")
 registerServerCommands(program);
 registerShedCommands(program);
 registerInfoCommands(program);
+registerProvisionCommands(program);
 program
   .command("version")
   .description("print the CLI version")

@@ -57,6 +57,12 @@ export function parseYamlWithSchema<S extends z.ZodType>(
       }
       continue;
     }
+    if (issue.code === "invalid_key") {
+      const at = positionOf(doc.contents, path, lineCounter, "key");
+      const inner = issue.issues[0]?.message ?? issue.message;
+      problems.push({ file, ...at, path: path.join("."), message: `${JSON.stringify(path.at(-1))} ${inner}` });
+      continue;
+    }
     const at = positionOf(doc.contents, path, lineCounter, "value");
     problems.push({ file, ...at, path: path.join("."), message: describeIssue(issue, valueAt(raw, path)) });
   }

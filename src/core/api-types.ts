@@ -30,6 +30,10 @@ export const createShedRequestSchema = z
 
 export type CreateShedRequest = z.infer<typeof createShedRequestSchema>;
 
+export const provisionRequestSchema = z
+  .object({ hook: z.enum(["install", "startup", "shutdown"]).optional() })
+  .strict();
+
 export const registerKeyRequestSchema = z.object({ public_key: z.string().min(1).max(16_384) }).strict();
 
 export interface ServerInfo {

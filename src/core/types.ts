@@ -20,6 +20,31 @@ export interface Shed {
   resources: Record<string, string>;
   /** Warnings recorded during create (clone failed, credential missing), so `shed list` and `GET` show them later. */
   warnings: string[];
+  /** Provisioning: the provision file's state and each hook's last run. */
+  provision?: ProvisionStatus;
+}
+
+export type HookState = "never_run" | "running" | "succeeded" | "failed" | "timed_out" | "skipped";
+
+export interface HookStatus {
+  state: HookState;
+  exit_code?: number;
+  started_at?: string;
+  duration_ms?: number;
+  log: string;
+  script?: string;
+  message?: string;
+  tail?: string[];
+}
+
+export interface ProvisionStatus {
+  file_found: boolean;
+  /** provision.yaml problems, as file:line:col: field: message. */
+  warnings: string[];
+  /** Names of the variables the provision file sets (values are not shown: they may be secrets). */
+  env: string[];
+  path_added: string[];
+  hooks: Record<"install" | "startup" | "shutdown", HookStatus>;
 }
 
 export const WORKSPACE = "/workspace" as const;

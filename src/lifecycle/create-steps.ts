@@ -4,6 +4,13 @@ import { ShedError } from "../core/errors.js";
 import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
 import { runCollect } from "../guest/exec.js";
+import {
+  INSTALL_STEP,
+  PATH_CAPTURE_STEP,
+  type ProvisionState,
+  READ_PROVISION_STEP,
+  STARTUP_STEP,
+} from "./provision-steps.js";
 import type { Step } from "./steps.js";
 
 export interface CreateContext {
@@ -11,11 +18,11 @@ export interface CreateContext {
   spec: CreateSpec;
   repo: RepoSource | undefined;
   missingCredentials: CredentialConfig[];
-  noProvision: boolean;
+  prov: ProvisionState;
   storage?: StorageResult;
 }
 
-/** The seed's Create Sequence, steps 1-5 (hooks plug in after "clone"; step 9 runs in the CLI). */
+/** The seed's Create Sequence, steps 1-8 (step 9, auto-sync, runs in the CLI). */
 export const CREATE_STEPS: readonly Step<CreateContext>[] = [
   {
     id: "storage",
@@ -94,6 +101,10 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
         : { outcome: "skipped", reason: result.reason };
     },
   },
+  READ_PROVISION_STEP,
+  INSTALL_STEP,
+  PATH_CAPTURE_STEP,
+  STARTUP_STEP,
 ];
 
 /** The container is up when a process can be exec'd in it; a few tries cover the engine's start-up. */

@@ -1,15 +1,17 @@
 import type { Backend } from "../backends/backend.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { Shed } from "../core/types.js";
+import { type ProvisionState, READ_PROVISION_STEP, SHUTDOWN_STEP, STARTUP_STEP } from "./provision-steps.js";
 import type { Step } from "./steps.js";
 
 export interface RunContext {
   backend: Backend;
   shed: Shed;
   config: ServerConfig;
+  prov: ProvisionState;
 }
 
-/** The seed's Start Sequence (the startup hook plugs in last). */
+/** The seed's Start Sequence: the install hook never runs here (the state file records it ran). */
 export const START_STEPS: readonly Step<RunContext>[] = [
   {
     id: "start",
@@ -40,10 +42,19 @@ export const START_STEPS: readonly Step<RunContext>[] = [
       return { outcome: "skipped", reason: `not implemented for ${ctx.backend.name}` };
     },
   },
+  READ_PROVISION_STEP,
+  STARTUP_STEP,
 ];
 
-/** The seed's Stop Sequence (the shutdown hook plugs in first). */
+/**
+ * The seed's Stop Sequence. Per the seed Docker has no shutdown hook because
+ * `docker stop` signals directly; Shed owns its stop path, so it runs the hook
+ * on Docker too when the stop goes through Shed. A stop outside Shed (docker
+ * stop, a host reboot) still skips it.
+ */
 export const STOP_STEPS: readonly Step<RunContext>[] = [
+  READ_PROVISION_STEP,
+  SHUTDOWN_STEP,
   {
     id: "stop",
     title: "Process stop",

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import type { Backend, CreateSpec } from "../backends/backend.js";
+import type { HookName } from "../config/provision-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { CreateShedRequest } from "../core/api-types.js";
 import { tryParseDuration } from "../core/duration.js";
@@ -8,14 +9,15 @@ import { ShedError } from "../core/errors.js";
 import type { ProgressSink } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import { redactUrl } from "../core/redact.js";
-import type { BackendName, Shed } from "../core/types.js";
+import { type BackendName, type Shed, shedBaseEnv } from "../core/types.js";
 import type { RepoSource } from "../guest/clone.js";
 import type { GuestExec } from "../guest/exec.js";
 import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
-import type { MetaStore } from "./meta-store.js";
+import type { MetaStore, ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
+import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
 import { type RunContext, START_STEPS, STOP_STEPS } from "./run-steps.js";
-import { runSteps, StepFailure } from "./steps.js";
+import { runSteps, type Step, StepFailure } from "./steps.js";
 
 export interface ServiceDeps {
   config: ServerConfig;
@@ -58,10 +60,15 @@ export class ShedService {
         });
       }
       const deadline = req.timeout ? Date.now() + (tryParseDuration(req.timeout) ?? 0) : undefined;
+      // A record left by a shed removed outside Shed must not leak into the new one.
+      this.deps.meta.remove(prepared.spec.name);
       try {
         const { warnings } = await runSteps(CREATE_STEPS, prepared, emit, deadline);
-        this.deps.meta.write(prepared.spec.name, { warnings });
+        this.deps.meta.update(prepared.spec.name, (m) => {
+          m.warnings = warnings;
+        });
       } catch (err) {
+        this.deps.meta.remove(prepared.spec.name);
         if (err instanceof StepFailure) throw err.error;
         throw err;
       }
@@ -76,7 +83,7 @@ export class ShedService {
       if (shed.status === "running") {
         throw new ShedError("SHED_ALREADY_RUNNING", `shed ${JSON.stringify(name)} is already running`);
       }
-      await this.runLifecycle(START_STEPS, { backend, shed, config: this.deps.config }, emit);
+      await this.runLifecycle(START_STEPS, this.runContext(backend, shed), emit);
       return this.get(name);
     });
   }
@@ -88,7 +95,7 @@ export class ShedService {
       if (shed.status !== "running") {
         throw new ShedError("SHED_ALREADY_STOPPED", `shed ${JSON.stringify(name)} is already stopped`);
       }
-      await this.runLifecycle(STOP_STEPS, { backend, shed, config: this.deps.config }, emit);
+      await this.runLifecycle(STOP_STEPS, this.runContext(backend, shed), emit);
       return this.get(name);
     });
   }
@@ -99,7 +106,7 @@ export class ShedService {
     await this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
       if (shed.status === "running") {
-        await this.runLifecycle(STOP_STEPS, { backend, shed, config: this.deps.config }, emit);
+        await this.runLifecycle(STOP_STEPS, this.runContext(backend, shed), emit);
       }
       emit({ type: "step", step: "remove", title: "Remove resources" });
       const started = Date.now();
@@ -130,8 +137,56 @@ export class ShedService {
     return { shed, guest: backend.guest(name) };
   }
 
+  /**
+   * The environment of every process Shed starts in a shed (exec, SSH, hooks):
+   * the server's env_file, the provision file's env, SHED_*, and a PATH with
+   * the entries the install hook added in front of the image's own.
+   */
   guestEnv(shed: Shed): Record<string, string> {
-    return { ...this.deps.env, SHED_CONTAINER: "true", SHED_NAME: shed.name, SHED_WORKSPACE: shed.workspace };
+    const { provision } = this.deps.meta.read(shed.name);
+    const env: Record<string, string> = { ...this.deps.env, ...provision.env, ...shedBaseEnv(shed.name) };
+    if (provision.path_added.length > 0 && provision.path_image.length > 0) {
+      env.PATH = [...new Set([...provision.path_added, ...provision.path_image])].join(":");
+    }
+    return env;
+  }
+
+  /** Re-runs hooks on demand: one hook, or install + PATH capture + startup (install ignores the state file). */
+  async provision(name: string, hook: HookName | undefined, emit: ProgressSink): Promise<Shed> {
+    validateShedName(name);
+    return this.locks.run(name, async () => {
+      const { shed, backend } = await this.mustFind(name);
+      if (shed.status !== "running") {
+        throw new ShedError("SHED_ALREADY_STOPPED", `shed ${JSON.stringify(name)} is stopped`, {
+          hint: `start it first: shed start ${name}`,
+        });
+      }
+      const ctx = this.runContext(backend, shed);
+      ctx.prov.forceInstall = true;
+      const steps = hook ? [READ_PROVISION_STEP, HOOK_STEPS[hook]] : PROVISION_STEPS;
+      await this.runLifecycle(steps, ctx, emit);
+      return this.get(name);
+    });
+  }
+
+  /** Hook runs and provision warnings, for status. */
+  provisionStatus(name: string): ShedMeta {
+    return this.deps.meta.read(name);
+  }
+
+  private runContext(backend: Backend, shed: Shed): RunContext {
+    return { backend, shed, config: this.deps.config, prov: this.provisionState(backend, shed.name, false) };
+  }
+
+  private provisionState(backend: Backend, name: string, noProvision: boolean): ProvisionState {
+    return {
+      name,
+      guest: backend.guest(name),
+      meta: this.deps.meta,
+      baseEnv: { ...this.deps.env, ...shedBaseEnv(name) },
+      noProvision,
+      stopTimeoutMs: this.deps.config.stopTimeoutMs,
+    };
   }
 
   private async runLifecycle(steps: typeof START_STEPS, ctx: RunContext, emit: ProgressSink): Promise<void> {
@@ -211,7 +266,13 @@ export class ShedService {
       ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
       ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
     };
-    return { backend, spec, repo, missingCredentials: missing, noProvision: req.no_provision === true };
+    return {
+      backend,
+      spec,
+      repo,
+      missingCredentials: missing,
+      prov: this.provisionState(backend, name, req.no_provision === true),
+    };
   }
 
   private async find(name: string): Promise<{ shed: Shed; backend: Backend } | undefined> {
@@ -229,7 +290,18 @@ export class ShedService {
   }
 
   private withMeta(shed: Shed): Shed {
-    return { ...shed, warnings: this.deps.meta.read(shed.name).warnings };
+    const meta = this.deps.meta.read(shed.name);
+    return {
+      ...shed,
+      warnings: meta.warnings,
+      provision: {
+        file_found: meta.provision.found,
+        warnings: meta.provision.warnings,
+        env: Object.keys(meta.provision.env),
+        path_added: meta.provision.path_added,
+        hooks: meta.hooks,
+      },
+    };
   }
 }
 

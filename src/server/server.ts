@@ -34,6 +34,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   for (const backend of backends.values()) await backend.ping();
 
   const meta = new MetaStore(config.dataDir);
+  meta.reconcile();
   const bundles = new BundleStore(config.dataDir);
   const keys = new AuthorizedKeys(config.authorizedKeysFile);
   const hostKey = loadOrCreateHostKey(join(config.dataDir, "ssh_host_ed25519_key"));

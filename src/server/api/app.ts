@@ -1,6 +1,11 @@
 import { Readable } from "node:stream";
 import { Hono } from "hono";
-import { createShedRequestSchema, registerKeyRequestSchema, type ServerInfo } from "../../core/api-types.js";
+import {
+  createShedRequestSchema,
+  provisionRequestSchema,
+  registerKeyRequestSchema,
+  type ServerInfo,
+} from "../../core/api-types.js";
 import { ShedError } from "../../core/errors.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
@@ -75,6 +80,17 @@ export function createApi(deps: ApiDeps): Hono {
     ),
   );
 
+  app.post("/api/sheds/:name/provision", async (c) => {
+    const text = await c.req.text();
+    const req = provisionRequestSchema.safeParse(text.trim() === "" ? {} : parseJson(text));
+    if (!req.success) throw invalidBody(req.error.issues);
+    return runOperation(
+      c,
+      (emit) => service.provision(c.req.param("name"), req.data.hook, emit),
+      (shed) => ({ type: "result", shed }),
+    );
+  });
+
   app.put("/api/bundles", async (c) => {
     const body = c.req.raw.body;
     if (!body) throw new ShedError("INVALID_REQUEST", "the bundle upload has no body");
@@ -93,7 +109,10 @@ export function createApi(deps: ApiDeps): Hono {
 }
 
 async function readJson(req: Request): Promise<unknown> {
-  const text = await req.text();
+  return parseJson(await req.text());
+}
+
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {

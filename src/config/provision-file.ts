@@ -1,0 +1,116 @@
+import { posix } from "node:path";
+import { z } from "zod";
+import { tryParseDuration } from "../core/duration.js";
+import { type ConfigProblem, formatProblem, parseYamlWithSchema } from "./yaml-source.js";
+
+/**
+ * `.shed/provision.yaml`: how a repository sets up its shed. Problems are
+ * warnings (seed: Error Handling), so parsing never throws: each problem is
+ * reported as `provision.yaml:LINE:COL` and only the part it affects is refused,
+ * the rest still applies.
+ */
+export const PROVISION_PATH = ".shed/provision.yaml";
+export const HOOK_NAMES = ["install", "startup", "shutdown"] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
+export const DEFAULT_HOOK_TIMEOUT_MS = 30 * 60_000;
+
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const hookPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith("/"), { message: "must be a path relative to the repository root" })
+  .refine((p) => !posix.normalize(p).startsWith(".."), { message: "leaves the workspace" });
+
+export const provisionSchema = z
+  .object({
+    hooks: z
+      .object({ install: hookPath.optional(), startup: hookPath.optional(), shutdown: hookPath.optional() })
+      .strict()
+      .optional(),
+    env: z
+      .record(
+        z.string().regex(ENV_NAME_RE, { message: "is not a valid environment variable name" }),
+        z.union([z.string(), z.number(), z.boolean()]),
+      )
+      .optional(),
+    timeout: z
+      .string()
+      .refine((s) => tryParseDuration(s) !== undefined, { message: "not a duration; write e.g. 90s or 30m" })
+      .optional(),
+  })
+  .strict();
+
+export interface ProvisionConfig {
+  hooks: Partial<Record<HookName, string>>;
+  env: Record<string, string>;
+  timeoutMs: number;
+}
+
+export interface ProvisionParse {
+  config: ProvisionConfig;
+  problems: ConfigProblem[];
+}
+
+export const EMPTY_PROVISION: ProvisionConfig = { hooks: {}, env: {}, timeoutMs: DEFAULT_HOOK_TIMEOUT_MS };
+
+export function parseProvision(text: string, file = PROVISION_PATH): ProvisionParse {
+  const strict = parseYamlWithSchema(text, file, provisionSchema);
+  if (strict.ok) {
+    const v = strict.value;
+    return {
+      config: {
+        hooks: { ...v.hooks },
+        env: Object.fromEntries(Object.entries(v.env ?? {}).map(([k, val]) => [k, String(val)])),
+        timeoutMs: v.timeout ? (tryParseDuration(v.timeout) ?? DEFAULT_HOOK_TIMEOUT_MS) : DEFAULT_HOOK_TIMEOUT_MS,
+      },
+      problems: [],
+    };
+  }
+  const problems = strict.problems;
+  if (problems.some((p) => p.message.startsWith("YAML syntax"))) return { config: EMPTY_PROVISION, problems };
+  // Keep what is valid; refuse exactly the parts a problem points at.
+  const refused = new Set(problems.map((p) => p.path));
+  const isRefused = (path: string) => [...refused].some((r) => r === path || (r !== "" && path.startsWith(`${r}.`)));
+  const raw = (loadLoose(text) ?? {}) as Record<string, unknown>;
+  const config: ProvisionConfig = { hooks: {}, env: {}, timeoutMs: DEFAULT_HOOK_TIMEOUT_MS };
+  const hooks = raw.hooks;
+  if (hooks && typeof hooks === "object" && !Array.isArray(hooks) && !isRefused("hooks")) {
+    for (const name of HOOK_NAMES) {
+      const value = (hooks as Record<string, unknown>)[name];
+      if (typeof value === "string" && !isRefused(`hooks.${name}`) && hookPath.safeParse(value).success) {
+        config.hooks[name] = value;
+      }
+    }
+  }
+  const env = raw.env;
+  if (env && typeof env === "object" && !Array.isArray(env) && !isRefused("env")) {
+    for (const [k, v] of Object.entries(env as Record<string, unknown>)) {
+      if (ENV_NAME_RE.test(k) && !isRefused(`env.${k}`) && ["string", "number", "boolean"].includes(typeof v)) {
+        config.env[k] = String(v);
+      }
+    }
+  }
+  if (typeof raw.timeout === "string" && !isRefused("timeout")) {
+    config.timeoutMs = tryParseDuration(raw.timeout) ?? DEFAULT_HOOK_TIMEOUT_MS;
+  }
+  return { config, problems };
+}
+
+export function describeProblems(problems: ConfigProblem[]): string[] {
+  return problems.map((p) => `${formatProblem(p)} (refused)`);
+}
+
+function loadLoose(text: string): unknown {
+  const parsed = parseYamlWithSchema(text, "", z.unknown());
+  return parsed.ok ? parsed.value : undefined;
+}
+
+/** JSON Schema of provision.yaml for editors' YAML language servers, from the schema the code validates with. */
+export function provisionJsonSchema(): Record<string, unknown> {
+  return {
+    $id: "https://shed.dev/schemas/provision.json",
+    title: "Shed provisioning (.shed/provision.yaml)",
+    ...(z.toJSONSchema(provisionSchema, { io: "input" }) as Record<string, unknown>),
+  };
+}

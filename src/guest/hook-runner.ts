@@ -1,0 +1,80 @@
+import type { HookName } from "../config/provision-file.js";
+import type { HookStatus } from "../core/types.js";
+import type { GuestExec } from "./exec.js";
+import { HOOK_RESULT_MARK, HOOK_SCRIPT } from "./hook-script.js";
+import { forwardText, TailBuffer } from "./lines.js";
+
+export const HOOK_LOG_DIR = "/var/log/shed";
+export const hookLogPath = (hook: HookName): string => `${HOOK_LOG_DIR}/${hook}.log`;
+
+/** One hook run's record (explicit states: running, succeeded, failed, timed_out, skipped). */
+export type HookRun = HookStatus;
+
+export interface HookRunRequest {
+  hook: HookName;
+  script: string;
+  timeoutMs: number;
+  env: Record<string, string>;
+  onOutput(text: string): void;
+  signal?: AbortSignal;
+}
+
+/** Runs one hook in the guest with the fixed hook script; never throws for a hook's own failure. */
+export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<HookRun> {
+  const log = hookLogPath(req.hook);
+  const started_at = new Date().toISOString();
+  const t0 = Date.now();
+  const seconds = (Math.max(req.timeoutMs, 1) / 1000).toFixed(3);
+  const proc = await guest.exec({
+    argv: ["bash", "-c", HOOK_SCRIPT, "shed-hook", req.hook, req.script, seconds, log],
+    cwd: "/workspace",
+    env: req.env,
+  });
+  const tail = new TailBuffer(8000);
+  let stderr = "";
+  const onAbort = () => void proc.signal("SIGTERM");
+  req.signal?.addEventListener("abort", onAbort, { once: true });
+  // Guard against a guest that never ends the stream: the hook's limit plus the kill grace and some slack.
+  const guard = setTimeout(() => void proc.signal("SIGKILL"), req.timeoutMs + 30_000);
+  const outDone = forwardText(proc.stdout, (t) => {
+    tail.push(t);
+    req.onOutput(t);
+  });
+  const errDone = forwardText(proc.stderr, (t) => {
+    stderr += t;
+  });
+  const wrapperCode = await proc.exited;
+  await Promise.all([outDone, errDone]);
+  clearTimeout(guard);
+  req.signal?.removeEventListener("abort", onAbort);
+
+  const base = { started_at, log, script: req.script };
+  const mark = new RegExp(`^${HOOK_RESULT_MARK} (\\d+) (\\d+)$`, "m").exec(stderr);
+  if (!mark) {
+    const why = stderr.trim().split("\n").filter(Boolean).at(-1) ?? `the hook runner exited with ${wrapperCode}`;
+    return { ...base, state: "failed", exit_code: wrapperCode, duration_ms: Date.now() - t0, message: why };
+  }
+  const exit_code = Number(mark[1]);
+  const duration_ms = Number(mark[2]);
+  // timeout(1) exits 124 after TERM, 137 after the KILL that follows; only a run that reached the limit counts.
+  const timedOut = (exit_code === 124 || exit_code === 137) && duration_ms >= req.timeoutMs - 50;
+  const lastLines = tail.lines(10);
+  if (timedOut) {
+    return {
+      ...base,
+      state: "timed_out",
+      exit_code,
+      duration_ms,
+      tail: lastLines,
+      message: `killed after the ${req.hook} hook's time limit of ${formatLimit(req.timeoutMs)}`,
+    };
+  }
+  if (exit_code !== 0) {
+    return { ...base, state: "failed", exit_code, duration_ms, tail: lastLines, message: `exited with ${exit_code}` };
+  }
+  return { ...base, state: "succeeded", exit_code, duration_ms };
+}
+
+function formatLimit(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
+}

@@ -1,0 +1,40 @@
+/**
+ * The fixed script that runs one hook inside a guest, as user shed. Values
+ * arrive as positional parameters only: $1 hook name, $2 script path (relative
+ * to /workspace), $3 time limit in seconds, $4 log file.
+ *
+ * - The previous log is kept as <log>.1.
+ * - The script must resolve (symlinks included) inside /workspace.
+ * - chmod +x first if needed (seed: Debugging).
+ * - `bash --login -c` (seed: PATH Propagation) under `timeout`, which kills
+ *   the hook's whole process group at the limit (and SIGKILLs 5 s later).
+ * - Output goes to the log file, not to a pipe, and `tail --pid` streams it:
+ *   when the hook's own process exits the hook is over, even if it left a
+ *   daemon holding its stdout (pg_ctl start, redis-server &); the daemon keeps
+ *   writing to the file and is never killed by SIGPIPE.
+ * - The last line on stderr is `__SHED_HOOK__ <exit code> <milliseconds>`.
+ */
+export const HOOK_RESULT_MARK = "__SHED_HOOK__";
+
+export const HOOK_SCRIPT = String.raw`set -u
+hook=$1 script=$2 limit=$3 log=$4
+if [ -e "$log" ]; then mv -f -- "$log" "$log.1" || exit 70; fi
+: >"$log" || { echo "shed: cannot write $log" >&2; exit 70; }
+target=$(realpath -e -- "/workspace/$script" 2>/dev/null) || {
+  echo "shed: $hook hook: $script does not exist in /workspace" >&2; exit 71; }
+case $target in
+  /workspace/*) ;;
+  *) echo "shed: $hook hook: $script resolves to $target, outside /workspace; refused" >&2; exit 72 ;;
+esac
+[ -f "$target" ] || { echo "shed: $hook hook: $script is not a file" >&2; exit 71; }
+[ -x "$target" ] || chmod +x -- "$target" 2>/dev/null || sudo -n chmod +x -- "$target" 2>/dev/null
+if [ -x "$target" ]; then set -- bash --login -c 'exec "$0"' "$target"; else set -- bash --login "$target"; fi
+start=$(date +%s%N)
+timeout --kill-after=5 "$limit" "$@" </dev/null >>"$log" 2>&1 &
+pid=$!
+tail -n +1 -s 0.05 --pid="$pid" -f -- "$log"
+wait "$pid"
+code=$?
+end=$(date +%s%N)
+echo "${HOOK_RESULT_MARK} $code $(( (end - start) / 1000000 ))" >&2
+`;

@@ -1,0 +1,216 @@
+import {
+  describeProblems,
+  type HookName,
+  PROVISION_PATH,
+  type ProvisionConfig,
+  parseProvision,
+} from "../config/provision-file.js";
+import type { GuestExec } from "../guest/exec.js";
+import { readGuestFile } from "../guest/files.js";
+import { type HookRun, runHook } from "../guest/hook-runner.js";
+import { installDone, markInstallDone, prepareHookDirs } from "../guest/install-state.js";
+import { addedEntries, hasMiseShims, persistInstalledPath, snapshotPath } from "../guest/path-capture.js";
+import type { MetaStore } from "./meta-store.js";
+import type { Step, StepIO, StepRun } from "./steps.js";
+
+/** What the provisioning steps need, whichever lifecycle runs them. */
+export interface ProvisionState {
+  name: string;
+  guest: GuestExec;
+  meta: MetaStore;
+  /** SHED_* and the server's env_file; the provision file's env is added on top. */
+  baseEnv: Record<string, string>;
+  noProvision: boolean;
+  stopTimeoutMs: number;
+  /** Re-run install even when the state file says it ran (`shed provision`). */
+  forceInstall?: boolean;
+  config?: ProvisionConfig;
+  installSucceeded?: boolean;
+}
+
+type P = { prov: ProvisionState };
+
+/** The shutdown hook's budget (seed): half the stop timeout, at most 30 s. */
+export function shutdownBudgetMs(stopTimeoutMs: number): number {
+  return Math.min(Math.floor(stopTimeoutMs / 2), 30_000);
+}
+
+export const READ_PROVISION_STEP: Step<P> = {
+  id: "provision_file",
+  title: "Read .shed/provision.yaml",
+  fatal: false,
+  async run({ prov }, io) {
+    await prepareHookDirs(prov.guest);
+    const text = await readGuestFile(prov.guest, `/workspace/${PROVISION_PATH}`);
+    if (text === undefined) {
+      prov.config = undefined;
+      prov.meta.update(prov.name, (m) => {
+        m.provision = { ...m.provision, found: false, warnings: [], env: {} };
+      });
+      return { outcome: "skipped", reason: `no ${PROVISION_PATH} in the workspace` };
+    }
+    const { config, problems } = parseProvision(text);
+    const warnings = describeProblems(problems);
+    for (const w of warnings) io.warn(w, `fix ${PROVISION_PATH}; the rest of the file still applies`);
+    prov.config = config;
+    prov.meta.update(prov.name, (m) => {
+      m.provision = { ...m.provision, found: true, warnings, env: config.env };
+    });
+    const hooks = Object.keys(config.hooks);
+    const envCount = Object.keys(config.env).length;
+    return {
+      outcome: "done",
+      message: `hooks: ${hooks.length ? hooks.join(", ") : "none"}; ${envCount} env variable${envCount === 1 ? "" : "s"}`,
+    };
+  },
+};
+
+export const INSTALL_STEP: Step<P> = {
+  id: "install_hook",
+  title: "Install hook",
+  fatal: false,
+  async run({ prov }, io) {
+    const pre = preflight(prov, "install");
+    if (pre) return pre;
+    if (!prov.forceInstall && (await installDone(prov.guest))) {
+      return skip(prov, "install", "already ran (the state file records it)", false);
+    }
+    // The PATH before the install, so PATH capture can say what the install added.
+    const before = await snapshotPath(prov.guest, hookEnv(prov)).catch(() => undefined);
+    if (before) {
+      prov.meta.update(prov.name, (m) => {
+        m.provision.path_baseline = before.login;
+        m.provision.path_image = before.image;
+      });
+    }
+    const run = await runRecorded(prov, "install", io);
+    if (run.state === "succeeded") {
+      await markInstallDone(prov.guest, run.script ?? "");
+      prov.installSucceeded = true;
+      return { outcome: "done", message: `${formatMs(run.duration_ms)}; log ${run.log}` };
+    }
+    return undefined;
+  },
+};
+
+export const PATH_CAPTURE_STEP: Step<P> = {
+  id: "path_capture",
+  title: "PATH capture",
+  fatal: false,
+  async run({ prov }) {
+    if (!prov.installSucceeded)
+      return { outcome: "skipped", reason: "the install hook did not run or did not succeed" };
+    const meta = prov.meta.read(prov.name);
+    const after = await snapshotPath(prov.guest, hookEnv(prov));
+    const baseline = meta.provision.path_baseline ?? after.image;
+    const added = addedEntries(baseline, after.login, await hasMiseShims(prov.guest));
+    await persistInstalledPath(prov.guest, added);
+    prov.meta.update(prov.name, (m) => {
+      m.provision.path_added = added;
+      m.provision.path_image = after.image;
+    });
+    return {
+      outcome: "done",
+      message: added.length ? `install added ${added.join(", ")}` : "the install added no PATH entries",
+    };
+  },
+};
+
+export const STARTUP_STEP: Step<P> = {
+  id: "startup_hook",
+  title: "Startup hook",
+  fatal: false,
+  async run({ prov }, io) {
+    const pre = preflight(prov, "startup");
+    if (pre) return pre;
+    const run = await runRecorded(prov, "startup", io);
+    return run.state === "succeeded"
+      ? { outcome: "done", message: `${formatMs(run.duration_ms)}; log ${run.log}` }
+      : undefined;
+  },
+};
+
+export const SHUTDOWN_STEP: Step<P> = {
+  id: "shutdown_hook",
+  title: "Shutdown hook",
+  fatal: false,
+  async run({ prov }, io) {
+    if (!prov.config?.hooks.shutdown) return skip(prov, "shutdown", "no shutdown hook", false);
+    const budget = shutdownBudgetMs(prov.stopTimeoutMs);
+    const run = await runRecorded(prov, "shutdown", io, budget);
+    return run.state === "succeeded"
+      ? { outcome: "done", message: `${formatMs(run.duration_ms)} of a ${formatMs(budget)} budget` }
+      : undefined;
+  },
+};
+
+/** `shed provision NAME`: install (ignoring the state file), PATH capture, startup. */
+export const PROVISION_STEPS: readonly Step<P>[] = [READ_PROVISION_STEP, INSTALL_STEP, PATH_CAPTURE_STEP, STARTUP_STEP];
+
+/** `shed provision NAME --hook H`. */
+export const HOOK_STEPS: Record<HookName, Step<P>> = {
+  install: INSTALL_STEP,
+  startup: STARTUP_STEP,
+  shutdown: SHUTDOWN_STEP,
+};
+
+function preflight(prov: ProvisionState, hook: HookName): StepRun | undefined {
+  if (prov.noProvision) return skip(prov, hook, "--no-provision", true);
+  if (!prov.config) return skip(prov, hook, `no ${PROVISION_PATH}`, false);
+  if (!prov.config.hooks[hook]) return skip(prov, hook, `no ${hook} hook in ${PROVISION_PATH}`, false);
+  return undefined;
+}
+
+function skip(prov: ProvisionState, hook: HookName, reason: string, record: boolean): StepRun {
+  if (record) {
+    prov.meta.update(prov.name, (m) => {
+      m.hooks[hook] = { ...m.hooks[hook], state: "skipped", message: reason };
+    });
+  }
+  return { outcome: "skipped", reason };
+}
+
+function hookEnv(prov: ProvisionState): Record<string, string> {
+  return { ...prov.baseEnv, ...(prov.config?.env ?? {}) };
+}
+
+/** Runs a hook, keeping its state in the meta store (running, then the outcome) and warning on failure. */
+async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, limitMs?: number): Promise<HookRun> {
+  const script = prov.config?.hooks[hook] ?? "";
+  const timeoutMs = limitMs ?? prov.config?.timeoutMs ?? 30 * 60_000;
+  prov.meta.update(prov.name, (m) => {
+    m.hooks[hook] = { state: "running", started_at: new Date().toISOString(), log: m.hooks[hook].log, script };
+  });
+  const run = await runHook(prov.guest, {
+    hook,
+    script,
+    timeoutMs,
+    env: hookEnv(prov),
+    onOutput: (text) => io.output("stdout", text),
+    signal: io.signal,
+  });
+  prov.meta.update(prov.name, (m) => {
+    m.hooks[hook] = run;
+  });
+  if (run.state !== "succeeded") {
+    const what =
+      run.state === "timed_out"
+        ? `${hook} hook (${script}) ${run.message}`
+        : `${hook} hook (${script}) failed: ${run.message ?? `exit ${run.exit_code}`}`;
+    const last = run.tail?.length ? `\n      last output:\n        ${run.tail.slice(-5).join("\n        ")}` : "";
+    io.warn(
+      `${what}; log: ${run.log}${last}`,
+      hook === "install"
+        ? "fix the script and run `shed provision NAME` (the install is not marked done)"
+        : hook === "shutdown"
+          ? "the shed stopped anyway; see the log with `shed logs NAME shutdown`"
+          : `see \`shed logs NAME ${hook}\`; rerun with \`shed provision NAME --hook ${hook}\``,
+    );
+  }
+  return run;
+}
+
+function formatMs(ms: number | undefined): string {
+  if (ms === undefined) return "";
+  return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
