@@ -25,18 +25,25 @@ const hookPath = z
 export const provisionSchema = z
   .object({
     hooks: z
-      .object({ install: hookPath.optional(), startup: hookPath.optional(), shutdown: hookPath.optional() })
+      .object({
+        install: hookPath.describe("Script that runs once on shed create (relative to the repository root)").optional(),
+        startup: hookPath.describe("Script that runs on every start").optional(),
+        shutdown: hookPath.describe("Script that runs before shed stop and shed delete").optional(),
+      })
       .strict()
+      .describe("Scripts run as user shed with bash --login -c, in /workspace")
       .optional(),
     env: z
       .record(
         z.string().regex(ENV_NAME_RE, { message: "is not a valid environment variable name" }),
         z.union([z.string(), z.number(), z.boolean()]),
       )
+      .describe("Environment variables for hooks, shed exec, shed console and SSH sessions")
       .optional(),
     timeout: z
       .string()
       .refine((s) => tryParseDuration(s) !== undefined, { message: "not a duration; write e.g. 90s or 30m" })
+      .describe("Time limit of each hook, e.g. 90s or 30m (default 30m)")
       .optional(),
   })
   .strict();
@@ -109,7 +116,6 @@ function loadLoose(text: string): unknown {
 /** JSON Schema of provision.yaml for editors' YAML language servers, from the schema the code validates with. */
 export function provisionJsonSchema(): Record<string, unknown> {
   return {
-    $id: "https://shed.dev/schemas/provision.json",
     title: "Shed provisioning (.shed/provision.yaml)",
     ...(z.toJSONSchema(provisionSchema, { io: "input" }) as Record<string, unknown>),
   };
