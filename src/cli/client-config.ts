@@ -70,7 +70,8 @@ export class ClientConfig {
 
   /** The server a command talks to: --server, $SHED_SERVER, the default, or the only one. */
   pick(name: string | undefined): { name: string; entry: ServerEntry } | undefined {
-    const wanted = name ?? process.env.SHED_SERVER ?? this.data.default_server;
+    // An empty $SHED_SERVER counts as unset, as in the launcher (bin/shed).
+    const wanted = name ?? (process.env.SHED_SERVER || undefined) ?? this.data.default_server;
     const names = Object.keys(this.data.servers);
     if (wanted) {
       const entry = this.data.servers[wanted];

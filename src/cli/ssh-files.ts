@@ -51,7 +51,10 @@ export function writeSshFiles(cfg: ClientConfig): void {
   }
   writeFileSync(cfg.sshConfigFile, blocks.join("\n"), { mode: 0o600 });
   writeFileSync(cfg.knownHostsFile, known.length ? `${known.join("\n")}\n` : "", { mode: 0o600 });
-  const defaultName = cfg.pick(undefined)?.name;
+  // The configured default (or the only server), never $SHED_SERVER: that only applies to the command
+  // being run, and the launcher skips its fast path whenever $SHED_SERVER is set.
+  const names = Object.keys(cfg.data.servers);
+  const defaultName = cfg.data.default_server ?? (names.length === 1 ? names[0] : undefined);
   // The launcher's fast path for `shed exec` reads this one line instead of parsing YAML.
   writeFileSync(join(cfg.dir, "default_host"), defaultName ? `${hostAlias(defaultName)}\n` : "", {
     mode: 0o600,

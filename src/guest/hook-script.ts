@@ -8,6 +8,10 @@
  * - chmod +x first if needed (seed: Debugging).
  * - `bash --login -c` (seed: PATH Propagation) under `timeout`, which kills
  *   the hook's whole process group at the limit (and SIGKILLs 5 s later).
+ *   timeout(1) stops watching once the hook's own process is gone, so what
+ *   ignored the TERM and outlived it is SIGKILLed here after the same 5 s: a
+ *   timed-out hook leaves no process behind (a hook that ends in time keeps
+ *   its daemons). $3 always has three decimals: "2.000" is 2000 ms.
  * - Output goes to the log file, not to a pipe, and `tail --pid` streams it:
  *   when the hook's own process exits the hook is over, even if it left a
  *   daemon holding its stdout (pg_ctl start, redis-server &); the daemon keeps
@@ -36,5 +40,11 @@ tail -n +1 -s 0.05 --pid="$pid" -f -- "$log"
 wait "$pid"
 code=$?
 end=$(date +%s%N)
-echo "${HOOK_RESULT_MARK} $code $(( (end - start) / 1000000 ))" >&2
+ms=$(( (end - start) / 1000000 ))
+limit_ms=$(printf '%s' "$limit" | tr -d .)
+if [ "$code" = 124 ] && [ "$ms" -ge $(( 10#$limit_ms - 50 )) ]; then
+  for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null
+fi
+echo "${HOOK_RESULT_MARK} $code $ms" >&2
 `;

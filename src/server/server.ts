@@ -59,7 +59,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   httpPort = await listen(http, config.httpPort, config.bind, "http_port");
   try {
-    sshPort = await listen(ssh, config.sshPort, config.bind, "ssh_port");
+    sshPort = await listen(ssh.server, config.sshPort, config.bind, "ssh_port");
   } catch (err) {
     http.close();
     throw err;
@@ -69,7 +69,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     sshPort,
     service,
     close: async () => {
-      await Promise.all([closeServer(http), closeServer(ssh)]);
+      ssh.closeConnections();
+      await Promise.all([closeServer(http), closeServer(ssh.server)]);
     },
   };
 }

@@ -47,9 +47,4 @@ export class CliUser {
       child.stdin.end(opts.input ?? "");
     });
   }
-
-  /** Closes this user's multiplexed SSH connections. */
-  async closeMasters(): Promise<void> {
-    // ControlPersist masters end when the server closes; nothing to do when it already has.
-  }
 }

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -165,6 +166,14 @@ describe("ssh into a shed with the OpenSSH client", () => {
     expect(res).toEqual({ code: 0, stdout: "hello\n", stderr: "" });
   });
 
+  it("copies a large stdin back unchanged (flow control both ways)", async () => {
+    const input = `${randomBytes(3 * 1024 * 1024).toString("base64")}\n`;
+    const res = await ssh("cat", { input });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.length).toBe(input.length);
+    expect(res.stdout === input).toBe(true);
+  });
+
   it("passes env requests (SetEnv) to the command", async () => {
     const res = await ssh('echo "$FOO"', { extra: ["-o", "SetEnv=FOO=bar"] });
     expect(res).toEqual({ code: 0, stdout: "bar\n", stderr: "" });
@@ -219,27 +228,45 @@ describe("ssh into a shed with the OpenSSH client", () => {
     expect(res.code).toBe(0);
   });
 
+  it("refuses direct-tcpip to anything but loopback", async () => {
+    const res = await run(sshArgv({ extra: ["-W", "10.1.2.3:80"] }));
+    expect(res.code).toBe(255);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toContain("forwarding failed");
+  });
+
+  it("refuses direct-tcpip to a loopback port nothing listens on, as sshd does", async () => {
+    const res = await run(sshArgv({ extra: ["-W", "127.0.0.1:9"] }));
+    expect(res.code).toBe(255);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toContain("forwarding failed");
+  });
+
   it("serves the sftp subsystem", async () => {
     const local = join(dir, "upload.txt");
     const content = `sftp payload ${Date.now()}\n`;
     writeFileSync(local, content);
     const batch = join(dir, "sftp-batch");
     writeFileSync(batch, `put ${local} /workspace/sftp-upload.txt\nls -l /workspace/sftp-upload.txt\n`);
-    const res = await run([
-      "sftp",
-      ...sshOptions(),
-      "-P",
-      String(server.sshPort),
-      "-b",
-      batch,
-      `${shed}@127.0.0.1`,
-    ]);
+    const res = await run(["sftp", ...sshOptions(), "-P", String(server.sshPort), "-b", batch, `${shed}@127.0.0.1`]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain("sftp-upload.txt");
     // Checked through Docker directly, not through Shed.
     const check = await dockerExec(shed, ["stat", "-c", "%U %n", "/workspace/sftp-upload.txt"]);
     expect(check.stdout).toBe("shed /workspace/sftp-upload.txt\n");
     expect((await dockerExec(shed, ["cat", "/workspace/sftp-upload.txt"])).stdout).toBe(content);
+  });
+
+  it("is checked against the pinned host key (a different pinned key fails)", async () => {
+    const wrong = join(dir, "known_hosts_wrong");
+    writeFileSync(wrong, `[127.0.0.1]:${server.sshPort} ${readFileSync(`${otherKey}.pub`, "utf8")}`);
+    const argv = sshArgv({ command: "true" }).map((a) =>
+      a === `UserKnownHostsFile=${knownHosts}` ? `UserKnownHostsFile=${wrong}` : a,
+    );
+    expect(argv).toContain(`UserKnownHostsFile=${wrong}`);
+    const res = await run(argv);
+    expect(res.code).toBe(255);
+    expect(res.stderr).toContain("Host key verification failed");
   });
 
   it("refuses a key that is not registered", async () => {
@@ -254,7 +281,7 @@ describe("ssh into a shed with the OpenSSH client", () => {
     const res = await run(sshArgv({ user: missing, command: "true" }));
     expect(res.code).toBe(255);
     expect(res.stdout).toBe("");
-    expect(res.stderr).toContain(missing);
+    expect(res.stderr).toContain(`no shed named "${missing}"`);
   });
 
   it("starts a stopped shed on connect", async () => {

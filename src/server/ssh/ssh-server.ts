@@ -6,7 +6,7 @@ import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
 import { ARGV_ENV, ARGV_MARKER, decodeArgv } from "./argv-env.js";
-import { forwardArgv } from "./forward-script.js";
+import { FORWARD_CONNECTED, forwardArgv } from "./forward-script.js";
 
 export interface SshServerDeps {
   service: ShedService;
@@ -20,8 +20,17 @@ export interface SshServerDeps {
  * changes, env, signals, sftp, and direct-tcpip to the shed's loopback. A
  * stopped shed is started on connect.
  */
-export function createSshServer(deps: SshServerDeps): Server {
-  return new ssh2.Server({ hostKeys: [deps.hostKey] }, (client) => {
+export interface SshServer {
+  server: Server;
+  /** Ends every open connection (multiplexed clients keep theirs open for minutes). */
+  closeConnections(): void;
+}
+
+export function createSshServer(deps: SshServerDeps): SshServer {
+  const open = new Set<Connection>();
+  const server = new ssh2.Server({ hostKeys: [deps.hostKey] }, (client) => {
+    open.add(client);
+    client.on("close", () => open.delete(client));
     let shedName = "";
     client.on("authentication", (ctx) =>
       authenticate(ctx, deps.keys, (name) => {
@@ -33,6 +42,12 @@ export function createSshServer(deps: SshServerDeps): Server {
       // A client that vanishes mid-handshake is not the server's problem.
     });
   });
+  return {
+    server,
+    closeConnections: () => {
+      for (const c of open) c.end();
+    },
+  };
 }
 
 function authenticate(ctx: AuthContext, keys: AuthorizedKeys, setName: (n: string) => void): void {
@@ -64,18 +79,36 @@ function onReady(client: Connection, name: string, service: ShedService): void {
       reject();
       return;
     }
-    const channel = accept();
-    void (async () => {
-      try {
-        const { guest } = await service.ensureRunning(validateShedName(name), () => {});
-        const proc = await guest.exec({ argv: forwardArgv(info.destPort), stdin: true });
-        pipeChannel(channel, proc, false);
-        await proc.exited;
-      } catch {
-        channel.close();
+    void forward(service, name, info.destPort).then((proc) => {
+      if (!proc) {
+        reject();
+        return;
       }
-    })();
+      pipeChannel(accept(), proc, false);
+    });
   });
+}
+
+/**
+ * Opens the guest side of a forward first and accepts the channel only once
+ * it is connected, so a closed port is refused as sshd would ("connect failed").
+ */
+async function forward(service: ShedService, name: string, port: number): Promise<ExecProcess | undefined> {
+  try {
+    const { guest } = await service.ensureRunning(validateShedName(name), () => {});
+    const proc = await guest.exec({ argv: forwardArgv(port), stdin: true });
+    const connected = await new Promise<boolean>((resolve) => {
+      proc.stderr.once("data", (chunk: Buffer) => resolve(chunk.toString().startsWith(FORWARD_CONNECTED)));
+      void proc.exited.then(() => resolve(false), () => resolve(false));
+    });
+    if (!connected) {
+      proc.stdin?.end();
+      return undefined;
+    }
+    return proc;
+  } catch {
+    return undefined;
+  }
 }
 
 interface SessionState {
