@@ -1,3 +1,4 @@
+import { request as httpRequest, type IncomingMessage } from "node:http";
 import { fromErrorBody, ShedError } from "../core/errors.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { ServerEntry } from "./client-config.js";
@@ -45,67 +46,102 @@ export class ApiClient {
     body: unknown,
     onEvent: ProgressSink,
   ): Promise<ProgressEvent | undefined> {
-    const res = await this.fetch(path, {
-      method,
-      headers: {
-        accept: "text/event-stream",
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!res.ok || !(res.headers.get("content-type") ?? "").includes("text/event-stream")) {
-      const parsed = safeJson(await res.text());
-      if (!res.ok) throw fromErrorBody(parsed, res.status);
+    // node:http rather than fetch: hook output can be hundreds of megabytes, and undici's stream is slower.
+    const res = await this.request(method, path, body);
+    const type = String(res.headers["content-type"] ?? "");
+    if ((res.statusCode ?? 500) >= 400 || !type.includes("text/event-stream")) {
+      const text = await readAll(res);
+      const parsed = text ? safeJson(text) : undefined;
+      if ((res.statusCode ?? 500) >= 400) throw fromErrorBody(parsed, res.statusCode ?? 500);
       return undefined;
     }
     let last: ProgressEvent | undefined;
     for await (const ev of readEvents(res)) {
-      if (ev.type === "error")
-        throw new ShedError(ev.error.code, ev.error.message, {
-          hint: ev.error.hint,
-          details: ev.error.details,
-        });
+      if (ev.type === "error") {
+        throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
+      }
       onEvent(ev);
       last = ev;
     }
     return last;
   }
 
+  private request(method: string, path: string, body: unknown): Promise<IncomingMessage> {
+    const url = new URL(`${this.base}${path}`);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: url.hostname.replace(/^\[|\]$/g, ""),
+          port: url.port,
+          path: url.pathname + url.search,
+          method,
+          headers: {
+            accept: "text/event-stream",
+            ...(payload === undefined
+              ? {}
+              : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
+          },
+        },
+        resolve,
+      );
+      req.on("error", (err: NodeJS.ErrnoException) => reject(this.unreachable(err.code ?? err.message)));
+      req.end(payload);
+    });
+  }
+
+  private unreachable(cause: string): ShedError {
+    return new ShedError(
+      "SERVER_UNREACHABLE",
+      `cannot reach shed-server ${this.serverName} at ${this.base} (${cause})`,
+      {
+        hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
+      },
+    );
+  }
+
   private async fetch(path: string, init: RequestInit): Promise<Response> {
     try {
       return await fetch(`${this.base}${path}`, init);
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new ShedError(
-        "SERVER_UNREACHABLE",
-        `cannot reach shed-server ${this.serverName} at ${this.base} (${cause})`,
-        {
-          hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
-        },
-      );
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw this.unreachable(cause?.code ?? cause?.message ?? (err as Error).message);
     }
   }
 }
 
-async function* readEvents(res: Response): AsyncGenerator<ProgressEvent> {
-  if (!res.body) return;
-  const decoder = new TextDecoder();
+/** Parses a server-sent event stream; only `data:` lines matter here (each event is one JSON line). */
+async function* readEvents(res: IncomingMessage): AsyncGenerator<ProgressEvent> {
+  res.setEncoding("utf8");
   let buf = "";
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let idx = buf.indexOf("\n\n");
-    while (idx >= 0) {
-      const block = buf.slice(0, idx);
-      buf = buf.slice(idx + 2);
-      const data = block
-        .split("\n")
-        .filter((l) => l.startsWith("data:"))
-        .map((l) => l.slice(5).replace(/^ /, ""))
-        .join("\n");
-      if (data) yield JSON.parse(data) as ProgressEvent;
-      idx = buf.indexOf("\n\n");
+  for await (const chunk of res as AsyncIterable<string>) {
+    buf = buf.length ? buf + chunk : chunk;
+    let start = 0;
+    let end = buf.indexOf("\n\n", start);
+    while (end >= 0) {
+      const block = buf.slice(start, end);
+      const at = block.indexOf("data:");
+      if (at >= 0) {
+        const stop = block.indexOf("\n", at);
+        yield JSON.parse(block.slice(at + 5, stop < 0 ? undefined : stop)) as ProgressEvent;
+      }
+      start = end + 2;
+      end = buf.indexOf("\n\n", start);
     }
+    buf = buf.slice(start);
   }
+}
+
+function readAll(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    res.setEncoding("utf8");
+    res.on("data", (c: string) => {
+      text += c;
+    });
+    res.on("end", () => resolve(text));
+    res.on("error", reject);
+  });
 }
 
 function safeJson(text: string): unknown {

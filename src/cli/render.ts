@@ -32,11 +32,12 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
     const secs = ((Date.now() - current.started) / 1000).toFixed(0);
     stream.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${current.title} ${secs}s`);
   };
-  const printLine = (line: string) => {
+  const printBlock = (text: string) => {
     clearLine();
-    stream.write(`${line}\n`);
+    stream.write(text);
     drawSpinner();
   };
+  const printLine = (line: string) => printBlock(`${line}\n`);
 
   return {
     json,
@@ -51,13 +52,23 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           break;
         case "output": {
           const text = (partial.get(ev.step) ?? "") + ev.text;
-          const lines = text.replace(/\r\n/g, "\n").split("\n");
-          partial.set(ev.step, lines.pop() ?? "");
-          for (const l of lines) {
+          const cut = text.lastIndexOf("\n");
+          partial.set(ev.step, text.slice(cut + 1));
+          if (cut < 0) break;
+          // One write per event, not per line: hooks can print hundreds of megabytes.
+          const prefix = `  [${ev.step.replace(/_hook$/, "")}] `;
+          const body = text.slice(0, cut);
+          if (!body.includes("\r")) {
+            printBlock(`${prefix}${body.replaceAll("\n", `\n${prefix}`)}\n`);
+            break;
+          }
+          let block = "";
+          for (const l of body.split("\n")) {
             // Progress meters rewrite a line with \r; show where each line ended up.
             const shown = l.slice(l.lastIndexOf("\r") + 1);
-            if (shown.trim() !== "") printLine(`  [${ev.step}] ${shown}`);
+            if (shown.trim() !== "") block += `${prefix}${shown}\n`;
           }
+          if (block) printBlock(block);
           break;
         }
         case "warning":
@@ -65,7 +76,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           break;
         case "step_end": {
           const rest = partial.get(ev.step);
-          if (rest?.trim()) printLine(`  [${ev.step}] ${rest}`);
+          if (rest?.trim()) printLine(`  [${ev.step.replace(/_hook$/, "")}] ${rest.slice(rest.lastIndexOf("\r") + 1)}`);
           partial.delete(ev.step);
           const title = current?.step === ev.step ? current.title : ev.step;
           const note = ev.outcome === "warning" ? "" : ev.message ? `: ${ev.message}` : "";

@@ -17,6 +17,8 @@ export interface HookRunRequest {
   env: Record<string, string>;
   onOutput(text: string): void;
   signal?: AbortSignal;
+  /** Written in the guest when the hook succeeds (the install state file). */
+  stateFile?: string;
 }
 
 /** Runs one hook in the guest with the fixed hook script; never throws for a hook's own failure. */
@@ -26,7 +28,7 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   const t0 = Date.now();
   const seconds = (Math.max(req.timeoutMs, 1) / 1000).toFixed(3);
   const proc = await guest.exec({
-    argv: ["bash", "-c", HOOK_SCRIPT, "shed-hook", req.hook, req.script, seconds, log],
+    argv: ["bash", "-c", HOOK_SCRIPT, "shed-hook", req.hook, req.script, seconds, log, req.stateFile ?? ""],
     cwd: "/workspace",
     env: req.env,
   });

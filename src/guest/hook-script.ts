@@ -12,16 +12,19 @@
  *   ignored the TERM and outlived it is SIGKILLed here after the same 5 s: a
  *   timed-out hook leaves no process behind (a hook that ends in time keeps
  *   its daemons). $3 always has three decimals: "2.000" is 2000 ms.
- * - Output goes to the log file, not to a pipe, and `tail --pid` streams it:
+ * - Output goes to the log file, not to a pipe, and a cat loop streams it:
  *   when the hook's own process exits the hook is over, even if it left a
  *   daemon holding its stdout (pg_ctl start, redis-server &); the daemon keeps
  *   writing to the file and is never killed by SIGPIPE.
+ * - $5, when not empty, is the install state file: written (temp file, then
+ *   rename) only when the hook exited 0, in the same exec, so "done" can never
+ *   be recorded for a run that failed or was cut off.
  * - The last line on stderr is `__SHED_HOOK__ <exit code> <milliseconds>`.
  */
 export const HOOK_RESULT_MARK = "__SHED_HOOK__";
 
 export const HOOK_SCRIPT = String.raw`set -u
-hook=$1 script=$2 limit=$3 log=$4
+hook=$1 script=$2 limit=$3 log=$4 state=$5
 if [ -e "$log" ]; then mv -f -- "$log" "$log.1" || exit 70; fi
 : >"$log" || { echo "shed: cannot write $log" >&2; exit 70; }
 target=$(realpath -e -- "/workspace/$script" 2>/dev/null) || {
@@ -36,7 +39,15 @@ if [ -x "$target" ]; then set -- bash --login -c 'exec "$0"' "$target"; else set
 start=$(date +%s%N)
 timeout --kill-after=5 "$limit" "$@" </dev/null >>"$log" 2>&1 &
 pid=$!
-tail -n +1 -s 0.05 --pid="$pid" -f -- "$log"
+# Stream the log: cat copies whatever is new (the shared read offset of fd 3
+# moves on), every 20 ms while the hook runs, and the rest once it has exited.
+exec 3<"$log"
+while kill -0 "$pid" 2>/dev/null; do
+  cat <&3
+  sleep 0.02
+done
+cat <&3
+exec 3<&-
 wait "$pid"
 code=$?
 end=$(date +%s%N)
@@ -45,6 +56,10 @@ limit_ms=$(printf '%s' "$limit" | tr -d .)
 if [ "$code" = 124 ] && [ "$ms" -ge $(( 10#$limit_ms - 50 )) ]; then
   for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$pid" 2>/dev/null
+fi
+if [ "$code" = 0 ] && [ -n "$state" ]; then
+  printf '{"completed_at":"%s"}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state.tmp" && mv -f -- "$state.tmp" "$state" ||
+    echo "shed: could not write $state" >&2
 fi
 echo "${HOOK_RESULT_MARK} $code $ms" >&2
 `;

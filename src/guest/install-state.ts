@@ -2,40 +2,30 @@ import { type GuestExec, runCollect } from "./exec.js";
 
 /**
  * The state file inside the guest that records a completed install hook
- * (seed: "state file marks completion"). Written only after the install
- * succeeded, atomically (temp file + rename), so a failed, timed-out or
- * interrupted install is never marked done.
+ * (seed: "state file marks completion"). The hook script writes it, only after
+ * the install exited 0, atomically (temp file + rename), so a failed,
+ * timed-out or interrupted install is never marked done.
  */
 export const INSTALL_STATE_FILE = "/var/lib/shed/install.done";
 
-export async function installDone(guest: GuestExec): Promise<boolean> {
-  const r = await runCollect(guest, { argv: ["test", "-f", INSTALL_STATE_FILE], user: "root" });
-  return r.exitCode === 0;
-}
+/**
+ * Makes the folders hooks write to, owned by user shed, and proves the guest
+ * runs commands (the readiness check of create, in the same exec). Images
+ * other than shed-base may lack the folders; an image without user shed is
+ * reported plainly.
+ */
+export type PrepareResult = { ok: true } | { ok: false; reason: string; noShedUser: boolean };
 
-export async function markInstallDone(guest: GuestExec, script: string): Promise<void> {
-  const body = `${JSON.stringify({ completed_at: new Date().toISOString(), script })}\n`;
-  const r = await runCollect(
-    guest,
-    {
-      argv: [
-        "sh",
-        "-c",
-        'mkdir -p "${1%/*}" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"',
-        "shed-state",
-        INSTALL_STATE_FILE,
-      ],
-      user: "root",
-    },
-    body,
-  );
-  if (r.exitCode !== 0) throw new Error(`could not write ${INSTALL_STATE_FILE}: ${r.stderr.trim()}`);
-}
-
-/** Makes the folders hooks write to, owned by user shed (images other than shed-base may lack them). */
-export async function prepareHookDirs(guest: GuestExec): Promise<void> {
-  await runCollect(guest, {
-    argv: ["sh", "-c", "mkdir -p /var/log/shed /var/lib/shed && chown shed: /var/log/shed"],
+export async function prepareGuest(guest: GuestExec): Promise<PrepareResult> {
+  const r = await runCollect(guest, {
+    argv: [
+      "sh",
+      "-c",
+      'id -u shed >/dev/null 2>&1 || { echo "the image has no user named shed" >&2; exit 3; }\n' +
+        "mkdir -p /var/log/shed /var/lib/shed && chown shed: /var/log/shed /var/lib/shed",
+    ],
     user: "root",
   });
+  if (r.exitCode === 0) return { ok: true };
+  return { ok: false, reason: r.stderr.trim() || `exit ${r.exitCode}`, noShedUser: r.exitCode === 3 };
 }

@@ -1,5 +1,4 @@
 import { type GuestExec, runCollect } from "./exec.js";
-import { writeGuestFile } from "./files.js";
 
 /**
  * PATH propagation (seed): after the install hook, find the PATH a new
@@ -16,29 +15,31 @@ export const MISE_SHIMS = "/home/shed/.local/share/mise/shims";
 const BEGIN = "__SHED_PATH_BEGIN__";
 const END = "__SHED_PATH_END__";
 // rc files may print, prompt or hang: stdin is empty, the value is marked, and time is bounded.
-const PROBE = `timeout -k 2 15 bash --login -i -c 'printf "\\n${BEGIN}%s${END}\\n" "$PATH"' </dev/null 2>/dev/null`;
+// Then, in the same exec, the PATH a plain exec sees and whether mise shims exist.
+const PROBE = [
+  `timeout -k 2 15 bash --login -i -c 'printf "\\n${BEGIN}%s${END}\\n" "$PATH"' </dev/null 2>/dev/null`,
+  `printf '%s\\n' "$PATH"`,
+  'if [ -d "$1" ]; then echo mise; else echo no-mise; fi',
+].join("\n");
 
 export interface PathSnapshot {
   /** PATH of an interactive login shell, in order. */
   login: string[];
   /** PATH a plain exec sees (the image's environment). */
   image: string[];
+  miseShims: boolean;
 }
 
 export async function snapshotPath(guest: GuestExec, env: Record<string, string>): Promise<PathSnapshot> {
-  const r = await runCollect(guest, { argv: ["sh", "-c", `${PROBE}; printf '%s' "$PATH"`], cwd: "/workspace", env });
-  const m = new RegExp(`${BEGIN}(.*)${END}`).exec(r.stdout);
+  const r = await runCollect(guest, { argv: ["sh", "-c", PROBE, "shed-path", MISE_SHIMS], cwd: "/workspace", env });
+  const m = new RegExp(`${BEGIN}(.*)${END}\n`).exec(r.stdout);
   if (!m) {
     throw new Error(
       "an interactive login shell of user shed did not report its PATH within 15s (does ~/.bashrc hang?)",
     );
   }
-  const afterMarker = r.stdout.slice(r.stdout.lastIndexOf(END) + END.length).replace(/^\n/, "");
-  return { login: splitPath(m[1] ?? ""), image: splitPath(afterMarker) };
-}
-
-export async function hasMiseShims(guest: GuestExec): Promise<boolean> {
-  return (await runCollect(guest, { argv: ["test", "-d", MISE_SHIMS] })).exitCode === 0;
+  const [image = "", mise = ""] = r.stdout.slice(m.index + m[0].length).split("\n");
+  return { login: splitPath(m[1] ?? ""), image: splitPath(image), miseShims: mise === "mise" };
 }
 
 /** The entries of `after` that `before` lacks, in order; plus mise shims when present. */
@@ -49,8 +50,8 @@ export function addedEntries(before: string[], after: string[], miseShims: boole
   return [...new Set(added)];
 }
 
+/** Writes the entry list and the profile script in one exec, each atomically (temp file, rename). */
 export async function persistInstalledPath(guest: GuestExec, added: string[]): Promise<void> {
-  await writeGuestFile(guest, INSTALLED_PATH_LIST, added.map((d) => `${d}\n`).join(""));
   const listed = added.length ? added.map((d) => `#   ${d}`).join("\n") : "#   (none)";
   const profile = [
     "# Written by shed after the install hook (PATH propagation).",
@@ -69,7 +70,16 @@ export async function persistInstalledPath(guest: GuestExec, added: string[]): P
     "fi",
     "",
   ].join("\n");
-  await writeGuestFile(guest, INSTALLED_TOOLS_PROFILE, profile);
+  const write = [
+    'mkdir -p "${1%/*}" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"',
+    'printf "%s" "$3" >"$2.tmp" && chmod 0644 "$2.tmp" && mv -f "$2.tmp" "$2"',
+  ].join(" && ");
+  const r = await runCollect(
+    guest,
+    { argv: ["sh", "-c", write, "shed-path", INSTALLED_PATH_LIST, INSTALLED_TOOLS_PROFILE, profile], user: "root" },
+    added.map((d) => `${d}\n`).join(""),
+  );
+  if (r.exitCode !== 0) throw new Error(`could not write ${INSTALLED_TOOLS_PROFILE}: ${r.stderr.trim()}`);
 }
 
 function splitPath(value: string): string[] {

@@ -3,7 +3,7 @@ import type { CredentialConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
 import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
-import { runCollect } from "../guest/exec.js";
+import { prepareGuest } from "../guest/install-state.js";
 import {
   INSTALL_STEP,
   PATH_CAPTURE_STEP,
@@ -94,7 +94,11 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     fatal: false,
     async run(ctx, io) {
       if (ctx.spec.localDir) return { outcome: "skipped", reason: "--local-dir: the directory is the workspace" };
-      if (!ctx.repo) return { outcome: "skipped", reason: "no --repo" };
+      if (!ctx.repo) {
+        // Nothing was cloned into a new volume: no provision file to look for.
+        ctx.prov.workspaceEmpty = ctx.storage?.reused !== true;
+        return { outcome: "skipped", reason: "no --repo" };
+      }
       const result = await cloneRepo(ctx.backend.guest(ctx.spec.name), ctx.repo, shedBaseEnv(ctx.spec.name), io);
       return result.cloned
         ? { outcome: "done", message: result.message }
@@ -107,22 +111,27 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
   STARTUP_STEP,
 ];
 
-/** The container is up when a process can be exec'd in it; a few tries cover the engine's start-up. */
+/**
+ * The container is up when a process can be exec'd in it. The first exec also
+ * prepares the hook folders, so readiness costs no extra round trip; only when
+ * it fails is the container's state looked at, to say why.
+ */
 async function waitForExec(ctx: CreateContext): Promise<void> {
   const guest = ctx.backend.guest(ctx.spec.name);
   let last = "";
   for (let i = 0; i < 20; i++) {
+    try {
+      const prepared = await prepareGuest(guest);
+      if (prepared.ok) return;
+      last = prepared.reason;
+      if (prepared.noShedUser) break;
+    } catch (err) {
+      last = (err as Error).message;
+    }
     const shed = await ctx.backend.get(ctx.spec.name);
     if (shed?.status !== "running") {
       last = "it exited right after starting";
       break;
-    }
-    try {
-      const r = await runCollect(guest, { argv: ["true"] });
-      if (r.exitCode === 0) return;
-      last = `exit ${r.exitCode}: ${r.stderr.trim()}`;
-    } catch (err) {
-      last = (err as Error).message;
     }
     await new Promise((r) => setTimeout(r, 100));
   }

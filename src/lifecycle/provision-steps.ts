@@ -6,10 +6,10 @@ import {
   parseProvision,
 } from "../config/provision-file.js";
 import type { GuestExec } from "../guest/exec.js";
-import { readGuestFile } from "../guest/files.js";
 import { type HookRun, runHook } from "../guest/hook-runner.js";
-import { installDone, markInstallDone, prepareHookDirs } from "../guest/install-state.js";
-import { addedEntries, hasMiseShims, persistInstalledPath, snapshotPath } from "../guest/path-capture.js";
+import { INSTALL_STATE_FILE } from "../guest/install-state.js";
+import { addedEntries, persistInstalledPath, snapshotPath } from "../guest/path-capture.js";
+import { readWorkspaceProvision } from "../guest/provision-reader.js";
 import type { MetaStore } from "./meta-store.js";
 import type { Step, StepIO, StepRun } from "./steps.js";
 
@@ -24,7 +24,10 @@ export interface ProvisionState {
   stopTimeoutMs: number;
   /** Re-run install even when the state file says it ran (`shed provision`). */
   forceInstall?: boolean;
+  /** Create knows the workspace is a fresh, empty volume: there is no file to read. */
+  workspaceEmpty?: boolean;
   config?: ProvisionConfig;
+  installDone?: boolean;
   installSucceeded?: boolean;
 }
 
@@ -40,8 +43,10 @@ export const READ_PROVISION_STEP: Step<P> = {
   title: "Read .shed/provision.yaml",
   fatal: false,
   async run({ prov }, io) {
-    await prepareHookDirs(prov.guest);
-    const text = await readGuestFile(prov.guest, `/workspace/${PROVISION_PATH}`);
+    const { text, installDone } = prov.workspaceEmpty
+      ? { text: undefined, installDone: false }
+      : await readWorkspaceProvision(prov.guest);
+    prov.installDone = installDone;
     if (text === undefined) {
       prov.config = undefined;
       prov.meta.update(prov.name, (m) => {
@@ -72,7 +77,7 @@ export const INSTALL_STEP: Step<P> = {
   async run({ prov }, io) {
     const pre = preflight(prov, "install");
     if (pre) return pre;
-    if (!prov.forceInstall && (await installDone(prov.guest))) {
+    if (!prov.forceInstall && prov.installDone) {
       return skip(prov, "install", "already ran (the state file records it)", false);
     }
     // The PATH before the install, so PATH capture can say what the install added.
@@ -83,9 +88,8 @@ export const INSTALL_STEP: Step<P> = {
         m.provision.path_image = before.image;
       });
     }
-    const run = await runRecorded(prov, "install", io);
+    const run = await runRecorded(prov, "install", io, undefined, INSTALL_STATE_FILE);
     if (run.state === "succeeded") {
-      await markInstallDone(prov.guest, run.script ?? "");
       prov.installSucceeded = true;
       return { outcome: "done", message: `${formatMs(run.duration_ms)}; log ${run.log}` };
     }
@@ -103,7 +107,7 @@ export const PATH_CAPTURE_STEP: Step<P> = {
     const meta = prov.meta.read(prov.name);
     const after = await snapshotPath(prov.guest, hookEnv(prov));
     const baseline = meta.provision.path_baseline ?? after.image;
-    const added = addedEntries(baseline, after.login, await hasMiseShims(prov.guest));
+    const added = addedEntries(baseline, after.login, after.miseShims);
     await persistInstalledPath(prov.guest, added);
     prov.meta.update(prov.name, (m) => {
       m.provision.path_added = added;
@@ -175,7 +179,13 @@ function hookEnv(prov: ProvisionState): Record<string, string> {
 }
 
 /** Runs a hook, keeping its state in the meta store (running, then the outcome) and warning on failure. */
-async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, limitMs?: number): Promise<HookRun> {
+async function runRecorded(
+  prov: ProvisionState,
+  hook: HookName,
+  io: StepIO,
+  limitMs?: number,
+  stateFile?: string,
+): Promise<HookRun> {
   const script = prov.config?.hooks[hook] ?? "";
   const timeoutMs = limitMs ?? prov.config?.timeoutMs ?? 30 * 60_000;
   prov.meta.update(prov.name, (m) => {
@@ -188,6 +198,7 @@ async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, lim
     env: hookEnv(prov),
     onOutput: (text) => io.output("stdout", text),
     signal: io.signal,
+    ...(stateFile ? { stateFile } : {}),
   });
   prov.meta.update(prov.name, (m) => {
     m.hooks[hook] = run;

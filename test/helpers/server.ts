@@ -20,9 +20,12 @@ export interface TestServer extends RunningServer {
   ): Promise<{ status: number; body: any }>;
 }
 
-/** A real shed-server (in this process) on free loopback ports with its own data dir. */
-export async function startTestServer(extra: Record<string, unknown> = {}): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), "shed-test-server-"));
+/**
+ * A real shed-server (in this process) on free loopback ports with its own data dir;
+ * pass `existingDir` (a previous server's `dir`) to start again on that data dir.
+ */
+export async function startTestServer(extra: Record<string, unknown> = {}, existingDir?: string): Promise<TestServer> {
+  const dir = existingDir ?? mkdtempSync(join(tmpdir(), "shed-test-server-"));
   const configFile = join(dir, "server.yaml");
   writeFileSync(
     configFile,

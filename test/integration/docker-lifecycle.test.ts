@@ -49,7 +49,17 @@ describe("create (seed: Create Sequence, Docker column)", () => {
 
   it("reports each step in the seed's order, then the shed", () => {
     const steps = events.filter((e) => e.type === "step").map((e) => e.step);
-    expect(steps).toEqual(["storage", "start", "local_dir", "credentials", "clone"]);
+    expect(steps).toEqual([
+      "storage",
+      "start",
+      "local_dir",
+      "credentials",
+      "clone",
+      "provision_file",
+      "install_hook",
+      "path_capture",
+      "startup_hook",
+    ]);
     const result = events.at(-1);
     expect(result.type).toBe("result");
     expect(result.shed).toMatchObject({
@@ -172,7 +182,11 @@ describe("stop and start (seed: Stop and Start Sequences)", () => {
       accept: "text/event-stream",
     });
     const stopEvents = parseSse(stop.body);
-    expect(stopEvents.filter((e) => e.type === "step").map((e) => e.step)).toEqual(["stop"]);
+    expect(stopEvents.filter((e) => e.type === "step").map((e) => e.step)).toEqual([
+      "provision_file",
+      "shutdown_hook",
+      "stop",
+    ]);
     expect(stopEvents.at(-1).shed.status).toBe("stopped");
     expect((await docker.getContainer(`shed-${name}`).inspect()).State.Running).toBe(false);
 
@@ -188,6 +202,8 @@ describe("stop and start (seed: Stop and Start Sequences)", () => {
       "start",
       "local_dir",
       "credentials",
+      "provision_file",
+      "startup_hook",
     ]);
     expect(startEvents.at(-1).shed.status).toBe("running");
     expect((await dockerExec(name, ["cat", "/workspace/state.txt"])).stdout).toBe("persisted\n");
@@ -219,7 +235,12 @@ describe("delete (seed: Delete Sequence)", () => {
     await createWithEvents({ name });
     const res = await server.api("DELETE", `/api/sheds/${name}`, undefined, { accept: "text/event-stream" });
     const events = parseSse(res.body);
-    expect(events.filter((e) => e.type === "step").map((e) => e.step)).toEqual(["stop", "remove"]);
+    expect(events.filter((e) => e.type === "step").map((e) => e.step)).toEqual([
+      "provision_file",
+      "shutdown_hook",
+      "stop",
+      "remove",
+    ]);
     expect(await containerExists(name)).toBe(false);
     expect(await volumeExists(name)).toBe(false);
     expect((await server.api("GET", `/api/sheds/${name}`)).body.error.code).toBe("SHED_NOT_FOUND");

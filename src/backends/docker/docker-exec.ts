@@ -134,10 +134,10 @@ function withTerminalSize(argv: string[], cols: number, rows: number): string[] 
 
 async function exitCodeOf(exec: Docker.Exec): Promise<number> {
   // The stream can end a moment before the engine records the exit code.
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 60; i++) {
     const info = await exec.inspect();
     if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return info.ExitCode;
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, Math.min(1 + i, 20)));
   }
   const info = await exec.inspect();
   return info.ExitCode ?? 255;

@@ -32,7 +32,7 @@ export function registerProvisionCommands(program: Command<[], GlobalOptions>): 
       // A fixed script: the files and the follow flag are positional parameters.
       const script = [
         "follow=$1; shift",
-        "if [ \"$follow\" = yes ]; then exec tail -n +1 -F \"$@\"; fi",
+        'if [ "$follow" = yes ]; then exec tail -n +1 -F "$@"; fi',
         'found=0; for f; do [ -f "$f" ] && found=1; done',
         'if [ $found = 0 ]; then echo "shed: no log yet: the hook has not run ($*)" >&2; exit 1; fi',
         'if [ $# -eq 1 ]; then exec cat -- "$1"; fi',

@@ -1,5 +1,6 @@
+import type { ServerResponse } from "node:http";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
 import { type ShedError, toShedError } from "../../core/errors.js";
 import type { ProgressEvent, ProgressSink } from "../../core/events.js";
 
@@ -14,40 +15,66 @@ export function wantsEvents(c: Context): boolean {
   return (c.req.header("accept") ?? "").includes("text/event-stream");
 }
 
+/** Output is merged into one event per step and stream until this much text or this much time has gathered. */
+const OUTPUT_FLUSH_BYTES = 1 << 20;
+const OUTPUT_FLUSH_MS = 20;
+
 /**
  * Runs a lifecycle operation. With `Accept: text/event-stream` every progress
  * event is sent as it happens, then a `result` or `error` event; otherwise the
- * caller gets one JSON document when it is over.
+ * caller gets one JSON document when it is over. Events are written straight
+ * to Node's response (hook output can be hundreds of megabytes), and
+ * consecutive output is coalesced for at most 20 ms so it stays live.
  */
-export function runOperation<T>(
+export async function runOperation<T>(
   c: Context,
   op: (emit: ProgressSink) => Promise<T>,
   toResult: (value: T) => ProgressEvent | undefined,
   status: 200 | 201 = 200,
-): Response | Promise<Response> {
+): Promise<Response> {
   if (!wantsEvents(c)) {
-    return op(() => {})
-      .then((value) => {
-        const ev = toResult(value);
-        return ev?.type === "result" ? c.json(ev.shed, status) : c.body(null, 204);
-      })
-      .catch((err) => errorResponse(c, err));
-  }
-  return streamSSE(c, async (stream) => {
-    // Events are queued synchronously and written in order.
-    let chain = Promise.resolve();
-    const send = (ev: ProgressEvent) => {
-      chain = chain.then(() => stream.writeSSE({ event: ev.type, data: JSON.stringify(ev) })).catch(() => {});
-    };
     try {
-      const value = await op(send);
-      const ev = toResult(value);
-      send(ev ?? { type: "step_end", step: "done", outcome: "succeeded", duration_ms: 0 });
+      const ev = toResult(await op(() => {}));
+      return ev?.type === "result" ? c.json(ev.shed, status) : c.body(null, 204);
     } catch (err) {
-      const e = toShedError(err);
-      if (e.code === "INTERNAL") console.error("shed-server: internal error:", err);
-      send({ type: "error", error: e.toJSON() });
+      return errorResponse(c, err);
     }
-    await chain;
-  });
+  }
+  const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (!res) throw new Error("server-sent events need the Node HTTP server");
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  const frame = (ev: ProgressEvent) => `event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`;
+  let pending: Extract<ProgressEvent, { type: "output" }> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (pending) res.write(frame(pending));
+    pending = undefined;
+  };
+  const send: ProgressSink = (ev) => {
+    if (ev.type === "output") {
+      if (pending && pending.step === ev.step && pending.stream === ev.stream) pending.text += ev.text;
+      else {
+        flush();
+        pending = { ...ev };
+      }
+      if (pending.text.length >= OUTPUT_FLUSH_BYTES) flush();
+      else timer ??= setTimeout(flush, OUTPUT_FLUSH_MS);
+      return;
+    }
+    flush();
+    res.write(frame(ev));
+  };
+  try {
+    const ev = toResult(await op(send));
+    send(ev ?? { type: "step_end", step: "done", outcome: "succeeded", duration_ms: 0 });
+  } catch (err) {
+    const e = toShedError(err);
+    if (e.code === "INTERNAL") console.error("shed-server: internal error:", err);
+    send({ type: "error", error: e.toJSON() });
+  }
+  flush();
+  res.end();
+  return RESPONSE_ALREADY_SENT;
 }

@@ -99,7 +99,10 @@ async function forward(service: ShedService, name: string, port: number): Promis
     const proc = await guest.exec({ argv: forwardArgv(port), stdin: true });
     const connected = await new Promise<boolean>((resolve) => {
       proc.stderr.once("data", (chunk: Buffer) => resolve(chunk.toString().startsWith(FORWARD_CONNECTED)));
-      void proc.exited.then(() => resolve(false), () => resolve(false));
+      void proc.exited.then(
+        () => resolve(false),
+        () => resolve(false),
+      );
     });
     if (!connected) {
       proc.stdin?.end();

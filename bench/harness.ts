@@ -1,0 +1,86 @@
+import { type SpawnOptions, spawn } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+export const SHED = join(ROOT, "bin", "shed");
+
+export interface Run {
+  code: number;
+  ms: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program (argv, no shell) and times it from spawn to exit. */
+export function run(argv: string[], opts: SpawnOptions & { quiet?: boolean } = {}): Promise<Run> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now();
+    const [cmd, ...args] = argv;
+    const child = spawn(cmd as string, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on("data", (c: Buffer) => {
+      if (!opts.quiet) out.push(c);
+    });
+    child.stderr?.on("data", (c: Buffer) => {
+      if (!opts.quiet) err.push(c);
+    });
+    child.on("error", rej);
+    child.on("close", (code) =>
+      res({
+        code: code ?? -1,
+        ms: performance.now() - t0,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      }),
+    );
+  });
+}
+
+export async function must(argv: string[], opts: SpawnOptions & { quiet?: boolean } = {}): Promise<Run> {
+  const r = await run(argv, opts);
+  if (r.code !== 0) throw new Error(`${argv.join(" ")} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  return r;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** A shed-server from dist/ on free ports, and a CLI config pointing at it. */
+export async function startBenchServer(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "shed-bench-"));
+  writeFileSync(
+    join(dir, "server.yaml"),
+    `name: bench\nhttp_port: 0\nssh_port: 0\ndata_dir: ${dir}/data\nstop_timeout: 4s\n`,
+  );
+  const server = spawn("node", [join(ROOT, "dist", "shed-server.mjs"), "serve", "--config", join(dir, "server.yaml")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const ready = await new Promise<{ http_port: number }>((res, rej) => {
+    let buf = "";
+    server.stdout?.on("data", (c: Buffer) => {
+      buf += c.toString();
+      const line = buf.split("\n")[0];
+      if (buf.includes("\n") && line) res(JSON.parse(line));
+    });
+    server.on("exit", (code) => rej(new Error(`shed-server exited ${code}`)));
+  });
+  const env = { ...process.env, SHED_CONFIG: join(dir, "cli", "config.yaml") };
+  await must([SHED, "server", "add", "127.0.0.1", "--port", String(ready.http_port), "--name", "bench"], { env });
+  return { env, dir, stop: () => server.kill("SIGTERM") };
+}
+
+export function makeRepo(dir: string, files: Record<string, string>): string {
+  for (const [path, content] of Object.entries(files)) {
+    const full = join(dir, path);
+    mkdirSync(join(full, ".."), { recursive: true });
+    writeFileSync(full, content);
+    if (path.endsWith(".sh")) chmodSync(full, 0o755);
+  }
+  return dir;
+}

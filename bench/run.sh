@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Benchmarks (not part of the test suite): exec and create against their Docker
+# floors, hook overhead, and hook log streaming. Prints medians and ratios and
+# writes bench/results.json. Usage: npm run bench [-- --quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+npm run --silent build
+exec npx tsx bench/bench.ts "$@"
