@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npm run --silent build
 npx tsc --noEmit
+npx biome check src test bench scripts
 report=$(mktemp /tmp/shed-vitest.XXXXXX.json)
 set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"

@@ -70,8 +70,9 @@ export async function persistInstalledPath(guest: GuestExec, added: string[]): P
     "fi",
     "",
   ].join("\n");
+  // /var/lib/shed exists: create made it (prepareGuest).
   const write = [
-    'mkdir -p "${1%/*}" && cat >"$1.tmp" && mv -f "$1.tmp" "$1"',
+    'cat >"$1.tmp" && mv -f "$1.tmp" "$1"',
     'printf "%s" "$3" >"$2.tmp" && chmod 0644 "$2.tmp" && mv -f "$2.tmp" "$2"',
   ].join(" && ");
   const r = await runCollect(
@@ -84,8 +85,11 @@ export async function persistInstalledPath(guest: GuestExec, added: string[]): P
 
 function splitPath(value: string): string[] {
   // Entries with control characters cannot be written safely to the list or shown; they are dropped.
-  return value
-    .trim()
-    .split(":")
-    .filter((d) => d.length > 0 && !/[\x00-\x1f]/.test(d));
+  return (
+    value
+      .trim()
+      .split(":")
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is filtered out
+      .filter((d) => d.length > 0 && !/[\x00-\x1f]/.test(d))
+  );
 }

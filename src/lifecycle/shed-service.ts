@@ -17,7 +17,7 @@ import type { MetaStore, ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
 import { type RunContext, START_STEPS, STOP_STEPS } from "./run-steps.js";
-import { runSteps, type Step, StepFailure } from "./steps.js";
+import { runSteps, StepFailure } from "./steps.js";
 
 export interface ServiceDeps {
   config: ServerConfig;
