@@ -91,7 +91,7 @@ export class ClientConfig {
   save(): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `# Managed by shed; edit with \`shed server ...\`.\n${stringify(this.data)}`, {
+    writeFileSync(tmp, `# Managed by shed; edit with \`shed server ...\`.\n${stringify(this.data, { lineWidth: 0 })}`, {
       mode: 0o600,
     });
     renameSync(tmp, this.file);

@@ -40,7 +40,6 @@ export function writeSshFiles(cfg: ClientConfig): void {
         "  KbdInteractiveAuthentication no",
         "  BatchMode yes",
         "  LogLevel ERROR",
-        "  SendEnv SHED_EXEC_ARGV",
         "  ControlMaster auto",
         `  ControlPath "${join(controlDir(), "%C")}"`,
         "  ControlPersist 10m",

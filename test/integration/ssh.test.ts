@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeArgv } from "../../src/server/ssh/argv-env.js";
+import { encodeArgvCommand } from "../../src/server/ssh/argv-command.js";
 import { cleanupDocker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
@@ -143,22 +143,16 @@ describe("ssh into a shed with the OpenSSH client", () => {
     expect(res.stdout.split("\n")).toEqual(["true", shed, "/workspace", "shed", "/workspace", ""]);
   });
 
-  it("runs the exact argv sent in SHED_EXEC_ARGV, without a shell", async () => {
-    const res = await ssh("shed-exec", {
-      extra: ["-o", "SendEnv=SHED_EXEC_ARGV"],
-      env: { SHED_EXEC_ARGV: encodeArgv(["printf", "%s|", "a b", "$HOME", "it's"]) },
-    });
+  it("runs the exact argv of a shed-exec: command, without a shell", async () => {
+    const res = await ssh(encodeArgvCommand(["printf", "%s|", "a b", "$HOME", "it's"]));
     expect(res).toEqual({ code: 0, stdout: "a b|$HOME|it's|", stderr: "" });
   });
 
-  it("reports a malformed SHED_EXEC_ARGV instead of running anything", async () => {
-    const res = await ssh("shed-exec", {
-      extra: ["-o", "SendEnv=SHED_EXEC_ARGV"],
-      env: { SHED_EXEC_ARGV: "not base64!" },
-    });
+  it("reports a malformed shed-exec: command instead of running anything", async () => {
+    const res = await ssh("shed-exec:not base64!");
     expect(res.code).toBe(2);
     expect(res.stdout).toBe("");
-    expect(res.stderr).toContain("SHED_EXEC_ARGV is malformed");
+    expect(res.stderr).toContain("the shed-exec command is malformed");
   });
 
   it("passes stdin to the command", async () => {

@@ -5,7 +5,7 @@ import { validateShedName } from "../../core/names.js";
 import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
-import { ARGV_ENV, ARGV_MARKER, decodeArgv } from "./argv-env.js";
+import { decodeArgvCommand, isArgvCommand } from "./argv-command.js";
 import { FORWARD_CONNECTED, forwardArgv } from "./forward-script.js";
 
 export interface SshServerDeps {
@@ -30,6 +30,9 @@ export function createSshServer(deps: SshServerDeps): SshServer {
   const open = new Set<Connection>();
   const server = new ssh2.Server({ hostKeys: [deps.hostKey] }, (client) => {
     open.add(client);
+    // Exit status, EOF and close are small packets sent back to back: without this, Nagle's algorithm
+    // and the client's delayed ACK hold them for tens of milliseconds on every command.
+    (client as Connection & { setNoDelay(on: boolean): void }).setNoDelay(true);
     client.on("close", () => open.delete(client));
     let shedName = "";
     client.on("authentication", (ctx) =>
@@ -146,11 +149,10 @@ function handleSession(session: Session, name: string, service: ShedService): vo
   });
   session.on("exec", (accept, _reject, info) => {
     const channel = accept();
-    const encoded = state.env[ARGV_ENV];
-    if (info.command === ARGV_MARKER && encoded !== undefined) {
-      const argv = decodeArgv(encoded);
+    if (isArgvCommand(info.command)) {
+      const argv = decodeArgvCommand(info.command);
       if (!argv) {
-        failChannel(channel, "shed-server: SHED_EXEC_ARGV is malformed", 2);
+        failChannel(channel, "shed-server: the shed-exec command is malformed", 2);
         return;
       }
       void run(channel, state, name, service, argv);
@@ -188,7 +190,6 @@ async function run(
     return;
   }
   const clientEnv = { ...state.env };
-  delete clientEnv[ARGV_ENV];
   const spec: ExecSpec = {
     argv,
     cwd: "/workspace",
