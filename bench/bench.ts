@@ -6,6 +6,10 @@ import { join } from "node:path";
 import { makeRepo, median, must, run, SHED, startBenchServer } from "./harness.js";
 
 const quick = process.argv.includes("--quick");
+const onlyArg = process.argv.indexOf("--only");
+/** `--only exec|create|hooks|stream` runs one part. */
+const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined;
+const part = (name: string) => only === undefined || only === name;
 const N_EXEC = quick ? 10 : 30;
 const N_CREATE = quick ? 3 : 7;
 const N_HOOKS = quick ? 2 : 5;
@@ -22,142 +26,150 @@ const docker = (args: string[]) => must(["docker", ...args], { quiet: true });
 
 try {
   // --- exec -------------------------------------------------------------
-  line("exec: creating bench-exec");
-  await shed(["create", "bench-exec"]);
-  line("exec: measuring");
-  await shed(["exec", "bench-exec", "--", "true"]); // opens the multiplexed connection
-  const shedExec: number[] = [];
-  const dockerExec: number[] = [];
-  for (let i = 0; i < N_EXEC; i++) {
-    dockerExec.push((await docker(["exec", "shed-bench-exec", "true"])).ms);
-    shedExec.push((await shed(["exec", "bench-exec", "--", "true"])).ms);
+  if (part("exec")) {
+    line("exec: creating bench-exec");
+    await shed(["create", "bench-exec"]);
+    line("exec: measuring");
+    await shed(["exec", "bench-exec", "--", "true"]); // opens the multiplexed connection
+    const shedExec: number[] = [];
+    const dockerExec: number[] = [];
+    for (let i = 0; i < N_EXEC; i++) {
+      dockerExec.push((await docker(["exec", "shed-bench-exec", "true"])).ms);
+      shedExec.push((await shed(["exec", "bench-exec", "--", "true"])).ms);
+    }
+    const cfg = join(server.dir, "cli", "ssh_config");
+    const coldExec: number[] = [];
+    for (let i = 0; i < Math.ceil(N_EXEC / 3); i++) {
+      await run(["ssh", "-F", cfg, "-O", "exit", "-l", "bench-exec", "shed.bench"], { quiet: true });
+      coldExec.push((await shed(["exec", "bench-exec", "--", "true"])).ms);
+    }
+    const exec = {
+      shed_exec_ms: median(shedExec),
+      docker_exec_ms: median(dockerExec),
+      ratio: median(shedExec) / median(dockerExec),
+      cold_shed_exec_ms: median(coldExec),
+      cold_ratio: median(coldExec) / median(dockerExec),
+      runs: N_EXEC,
+    };
+    results.exec = exec;
+    line(
+      `exec: shed exec ${fmt(exec.shed_exec_ms)} vs docker exec ${fmt(exec.docker_exec_ms)} = ${exec.ratio.toFixed(2)}x (target <= 1.3x)`,
+    );
+    line(`      first exec on a new connection: ${fmt(exec.cold_shed_exec_ms)} = ${exec.cold_ratio.toFixed(2)}x`);
+    await shed(["delete", "bench-exec", "--force"]);
   }
-  const cfg = join(server.dir, "cli", "ssh_config");
-  const coldExec: number[] = [];
-  for (let i = 0; i < Math.ceil(N_EXEC / 3); i++) {
-    await run(["ssh", "-F", cfg, "-O", "exit", "-l", "bench-exec", "shed.bench"], { quiet: true });
-    coldExec.push((await shed(["exec", "bench-exec", "--", "true"])).ms);
-  }
-  const exec = {
-    shed_exec_ms: median(shedExec),
-    docker_exec_ms: median(dockerExec),
-    ratio: median(shedExec) / median(dockerExec),
-    cold_shed_exec_ms: median(coldExec),
-    cold_ratio: median(coldExec) / median(dockerExec),
-    runs: N_EXEC,
-  };
-  results.exec = exec;
-  line(
-    `exec: shed exec ${fmt(exec.shed_exec_ms)} vs docker exec ${fmt(exec.docker_exec_ms)} = ${exec.ratio.toFixed(2)}x (target <= 1.3x)`,
-  );
-  line(`      first exec on a new connection: ${fmt(exec.cold_shed_exec_ms)} = ${exec.cold_ratio.toFixed(2)}x`);
-  await shed(["delete", "bench-exec", "--force"]);
 
   // --- create -----------------------------------------------------------
-  const shedCreate: number[] = [];
-  const floor: number[] = [];
-  for (let i = 0; i < N_CREATE; i++) {
-    const t0 = performance.now();
-    await docker(["volume", "create", `bench-floor-${i}`]);
-    await docker([
-      "run",
-      "-d",
-      "--init",
-      "--name",
-      `bench-floor-${i}`,
-      "-v",
-      `bench-floor-${i}:/workspace`,
-      "shed-base:latest",
-      "sleep",
-      "infinity",
-    ]);
-    await docker(["exec", `bench-floor-${i}`, "true"]);
-    floor.push(performance.now() - t0);
-    await docker(["rm", "-f", `bench-floor-${i}`]);
-    await docker(["volume", "rm", `bench-floor-${i}`]);
-    shedCreate.push((await shed(["create", `bench-create-${i}`])).ms);
-    await shed(["delete", `bench-create-${i}`, "--force"]);
+  if (part("create")) {
+    const shedCreate: number[] = [];
+    const floor: number[] = [];
+    for (let i = 0; i < N_CREATE; i++) {
+      const t0 = performance.now();
+      await docker(["volume", "create", `bench-floor-${i}`]);
+      await docker([
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        `bench-floor-${i}`,
+        "-v",
+        `bench-floor-${i}:/workspace`,
+        "shed-base:latest",
+        "sleep",
+        "infinity",
+      ]);
+      await docker(["exec", `bench-floor-${i}`, "true"]);
+      floor.push(performance.now() - t0);
+      await docker(["rm", "-f", `bench-floor-${i}`]);
+      await docker(["volume", "rm", `bench-floor-${i}`]);
+      shedCreate.push((await shed(["create", `bench-create-${i}`])).ms);
+      await shed(["delete", `bench-create-${i}`, "--force"]);
+    }
+    const create = {
+      shed_create_ms: median(shedCreate),
+      docker_floor_ms: median(floor),
+      ratio: median(shedCreate) / median(floor),
+      runs: N_CREATE,
+    };
+    results.create = create;
+    line(
+      `create: shed create ${fmt(create.shed_create_ms)} vs docker floor ${fmt(create.docker_floor_ms)} = ${create.ratio.toFixed(2)}x (target <= 1.5x)`,
+    );
   }
-  const create = {
-    shed_create_ms: median(shedCreate),
-    docker_floor_ms: median(floor),
-    ratio: median(shedCreate) / median(floor),
-    runs: N_CREATE,
-  };
-  results.create = create;
-  line(
-    `create: shed create ${fmt(create.shed_create_ms)} vs docker floor ${fmt(create.docker_floor_ms)} = ${create.ratio.toFixed(2)}x (target <= 1.5x)`,
-  );
 
   // --- hook overhead ----------------------------------------------------
-  const noop = "#!/bin/sh\ntrue\n";
-  const withHooks = gitRepo({
-    ".shed/provision.yaml": "hooks:\n  install: h/install.sh\n  startup: h/startup.sh\n  shutdown: h/shutdown.sh\n",
-    "h/install.sh": noop,
-    "h/startup.sh": noop,
-    "h/shutdown.sh": noop,
-  });
-  const without = gitRepo({ README: "no provisioning\n" });
-  const createHooks: number[] = [];
-  const createNone: number[] = [];
-  const stopHooks: number[] = [];
-  const stopNone: number[] = [];
-  for (let i = 0; i < N_HOOKS; i++) {
-    createNone.push((await shed(["create", `bench-none-${i}`, "--repo", without])).ms);
-    createHooks.push((await shed(["create", `bench-hooks-${i}`, "--repo", withHooks])).ms);
-    stopNone.push((await shed(["stop", `bench-none-${i}`])).ms);
-    stopHooks.push((await shed(["stop", `bench-hooks-${i}`])).ms);
-    await shed(["delete", `bench-none-${i}`, "--force"]);
-    await shed(["delete", `bench-hooks-${i}`, "--force"]);
+  if (part("hooks")) {
+    const noop = "#!/bin/sh\ntrue\n";
+    const withHooks = gitRepo({
+      ".shed/provision.yaml": "hooks:\n  install: h/install.sh\n  startup: h/startup.sh\n  shutdown: h/shutdown.sh\n",
+      "h/install.sh": noop,
+      "h/startup.sh": noop,
+      "h/shutdown.sh": noop,
+    });
+    const without = gitRepo({ README: "no provisioning\n" });
+    const createHooks: number[] = [];
+    const createNone: number[] = [];
+    const stopHooks: number[] = [];
+    const stopNone: number[] = [];
+    for (let i = 0; i < N_HOOKS; i++) {
+      createNone.push((await shed(["create", `bench-none-${i}`, "--repo", without])).ms);
+      createHooks.push((await shed(["create", `bench-hooks-${i}`, "--repo", withHooks])).ms);
+      stopNone.push((await shed(["stop", `bench-none-${i}`])).ms);
+      stopHooks.push((await shed(["stop", `bench-hooks-${i}`])).ms);
+      await shed(["delete", `bench-none-${i}`, "--force"]);
+      await shed(["delete", `bench-hooks-${i}`, "--force"]);
+    }
+    const createDiff = median(createHooks) - median(createNone);
+    const hooks = {
+      create_with_hooks_ms: median(createHooks),
+      create_without_ms: median(createNone),
+      create_overhead_ms: createDiff,
+      // Create runs two of the three hooks (install, startup) plus PATH capture.
+      per_hook_on_create_ms: createDiff / 2,
+      stop_with_shutdown_hook_ms: median(stopHooks),
+      stop_without_ms: median(stopNone),
+      shutdown_hook_overhead_ms: median(stopHooks) - median(stopNone),
+      runs: N_HOOKS,
+    };
+    results.hooks = hooks;
+    line(
+      `hooks: create with 3 no-op hooks ${fmt(hooks.create_with_hooks_ms)} vs none ${fmt(hooks.create_without_ms)}: +${fmt(createDiff)}, ${fmt(hooks.per_hook_on_create_ms)} per hook run (target < 300 ms)`,
+    );
+    line(`       stop with a no-op shutdown hook: +${fmt(hooks.shutdown_hook_overhead_ms)}`);
   }
-  const createDiff = median(createHooks) - median(createNone);
-  const hooks = {
-    create_with_hooks_ms: median(createHooks),
-    create_without_ms: median(createNone),
-    create_overhead_ms: createDiff,
-    // Create runs two of the three hooks (install, startup) plus PATH capture.
-    per_hook_on_create_ms: createDiff / 2,
-    stop_with_shutdown_hook_ms: median(stopHooks),
-    stop_without_ms: median(stopNone),
-    shutdown_hook_overhead_ms: median(stopHooks) - median(stopNone),
-    runs: N_HOOKS,
-  };
-  results.hooks = hooks;
-  line(
-    `hooks: create with 3 no-op hooks ${fmt(hooks.create_with_hooks_ms)} vs none ${fmt(hooks.create_without_ms)}: +${fmt(createDiff)}, ${fmt(hooks.per_hook_on_create_ms)} per hook run (target < 300 ms)`,
-  );
-  line(`       stop with a no-op shutdown hook: +${fmt(hooks.shutdown_hook_overhead_ms)}`);
 
   // --- log streaming ----------------------------------------------------
-  const bytes = STREAM_MB * 1_000_000;
-  const printer = `#!/bin/sh\nyes 'a line of hook output, about sixty bytes long ..........' | head -c ${bytes}\n`;
-  const streamRepo = gitRepo({ ".shed/provision.yaml": "hooks:\n  startup: p.sh\n", "p.sh": printer });
-  await shed(["create", "bench-stream", "--repo", streamRepo, "--no-provision"]);
-  const viaShed = (await shed(["provision", "bench-stream", "--hook", "startup"])).ms;
-  const viaDocker = (
-    await docker([
-      "exec",
-      "shed-bench-stream",
-      "sh",
-      "-c",
-      `yes 'a line of hook output, about sixty bytes long ..........' | head -c ${bytes}`,
-    ])
-  ).ms;
-  const stream = {
-    megabytes: STREAM_MB,
-    shed_mb_per_s: STREAM_MB / (viaShed / 1000),
-    docker_exec_mb_per_s: STREAM_MB / (viaDocker / 1000),
-    ratio: viaDocker / viaShed,
-  };
-  results.stream = stream;
-  line(
-    `stream: ${STREAM_MB} MB hook output ${stream.shed_mb_per_s.toFixed(0)} MB/s through shed vs ${stream.docker_exec_mb_per_s.toFixed(0)} MB/s docker exec = ${stream.ratio.toFixed(2)}x (target >= 0.5x)`,
-  );
-  await shed(["delete", "bench-stream", "--force"]);
+  if (part("stream")) {
+    const bytes = STREAM_MB * 1_000_000;
+    const printer = `#!/bin/sh\nyes 'a line of hook output, about sixty bytes long ..........' | head -c ${bytes}\n`;
+    const streamRepo = gitRepo({ ".shed/provision.yaml": "hooks:\n  startup: p.sh\n", "p.sh": printer });
+    await shed(["create", "bench-stream", "--repo", streamRepo, "--no-provision"]);
+    const viaShed = (await shed(["provision", "bench-stream", "--hook", "startup"])).ms;
+    const viaDocker = (
+      await docker([
+        "exec",
+        "shed-bench-stream",
+        "sh",
+        "-c",
+        `yes 'a line of hook output, about sixty bytes long ..........' | head -c ${bytes}`,
+      ])
+    ).ms;
+    const stream = {
+      megabytes: STREAM_MB,
+      shed_mb_per_s: STREAM_MB / (viaShed / 1000),
+      docker_exec_mb_per_s: STREAM_MB / (viaDocker / 1000),
+      ratio: viaDocker / viaShed,
+    };
+    results.stream = stream;
+    line(
+      `stream: ${STREAM_MB} MB hook output ${stream.shed_mb_per_s.toFixed(0)} MB/s through shed vs ${stream.docker_exec_mb_per_s.toFixed(0)} MB/s docker exec = ${stream.ratio.toFixed(2)}x (target >= 0.5x)`,
+    );
+    await shed(["delete", "bench-stream", "--force"]);
+  }
 } finally {
   server.stop();
 }
-writeFileSync(join(import.meta.dirname, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+if (!only) writeFileSync(join(import.meta.dirname, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
 line("wrote bench/results.json");
 
 function gitRepo(files: Record<string, string>): string {

@@ -1,6 +1,8 @@
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { fromErrorBody, ShedError } from "../core/errors.js";
+import { FRAMES_CONTENT_TYPE, FrameDecoder } from "../core/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
+import type { Shed } from "../core/types.js";
 import type { ServerEntry } from "./client-config.js";
 
 /** Talks to one shed-server's HTTP API. Lifecycle calls stream progress (SSE). */
@@ -46,22 +48,28 @@ export class ApiClient {
     body: unknown,
     onEvent: ProgressSink,
   ): Promise<ProgressEvent | undefined> {
-    // node:http rather than fetch: hook output can be hundreds of megabytes, and undici's stream is slower.
+    // node:http and compact frames rather than fetch and SSE: hook output can be hundreds of megabytes.
     const res = await this.request(method, path, body);
     const type = String(res.headers["content-type"] ?? "");
-    if ((res.statusCode ?? 500) >= 400 || !type.includes("text/event-stream")) {
+    if ((res.statusCode ?? 500) >= 400 || !type.includes(FRAMES_CONTENT_TYPE)) {
       const text = await readAll(res);
       const parsed = text ? safeJson(text) : undefined;
       if ((res.statusCode ?? 500) >= 400) throw fromErrorBody(parsed, res.statusCode ?? 500);
-      return undefined;
+      // A server that does not stream answers with the final shed (or nothing, for delete).
+      return parsed && typeof parsed === "object" && "name" in parsed
+        ? { type: "result", shed: parsed as Shed }
+        : undefined;
     }
     let last: ProgressEvent | undefined;
-    for await (const ev of readEvents(res)) {
-      if (ev.type === "error") {
-        throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
+    const decoder = new FrameDecoder();
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      for (const ev of decoder.push(chunk)) {
+        if (ev.type === "error") {
+          throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
+        }
+        onEvent(ev);
+        last = ev;
       }
-      onEvent(ev);
-      last = ev;
     }
     return last;
   }
@@ -77,7 +85,7 @@ export class ApiClient {
           path: url.pathname + url.search,
           method,
           headers: {
-            accept: "text/event-stream",
+            accept: FRAMES_CONTENT_TYPE,
             ...(payload === undefined
               ? {}
               : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
@@ -107,28 +115,6 @@ export class ApiClient {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw this.unreachable(cause?.code ?? cause?.message ?? (err as Error).message);
     }
-  }
-}
-
-/** Parses a server-sent event stream; only `data:` lines matter here (each event is one JSON line). */
-async function* readEvents(res: IncomingMessage): AsyncGenerator<ProgressEvent> {
-  res.setEncoding("utf8");
-  let buf = "";
-  for await (const chunk of res as AsyncIterable<string>) {
-    buf = buf.length ? buf + chunk : chunk;
-    let start = 0;
-    let end = buf.indexOf("\n\n", start);
-    while (end >= 0) {
-      const block = buf.slice(start, end);
-      const at = block.indexOf("data:");
-      if (at >= 0) {
-        const stop = block.indexOf("\n", at);
-        yield JSON.parse(block.slice(at + 5, stop < 0 ? undefined : stop)) as ProgressEvent;
-      }
-      start = end + 2;
-      end = buf.indexOf("\n\n", start);
-    }
-    buf = buf.slice(start);
   }
 }
 

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { type ShedError, toShedError } from "../../core/errors.js";
+import { encodeFrame, FRAMES_CONTENT_TYPE } from "../../core/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../../core/events.js";
 
 /** One place turns a ShedError into the API's error body and status. */
@@ -11,8 +12,13 @@ export function errorResponse(c: Context, err: unknown): Response {
   return c.json({ error: e.toJSON() }, e.httpStatus as 400);
 }
 
-export function wantsEvents(c: Context): boolean {
-  return (c.req.header("accept") ?? "").includes("text/event-stream");
+type EventFormat = "sse" | "frames";
+
+function eventFormat(c: Context): EventFormat | undefined {
+  const accept = c.req.header("accept") ?? "";
+  if (accept.includes(FRAMES_CONTENT_TYPE)) return "frames";
+  if (accept.includes("text/event-stream")) return "sse";
+  return undefined;
 }
 
 /** Output is merged into one event per step and stream until this much text or this much time has gathered. */
@@ -20,11 +26,13 @@ const OUTPUT_FLUSH_BYTES = 1 << 20;
 const OUTPUT_FLUSH_MS = 20;
 
 /**
- * Runs a lifecycle operation. With `Accept: text/event-stream` every progress
- * event is sent as it happens, then a `result` or `error` event; otherwise the
- * caller gets one JSON document when it is over. Events are written straight
- * to Node's response (hook output can be hundreds of megabytes), and
- * consecutive output is coalesced for at most 20 ms so it stays live.
+ * Runs a lifecycle operation. With `Accept: text/event-stream` (or the CLI's
+ * compact `application/x-shed-events`, see core/event-frames.ts) every
+ * progress event is sent as it happens, then a `result` or `error` event;
+ * otherwise the caller gets one JSON document when it is over. Events are
+ * written straight to Node's response (hook output can be hundreds of
+ * megabytes), and consecutive output is coalesced for at most 20 ms so it
+ * stays live.
  */
 export async function runOperation<T>(
   c: Context,
@@ -32,7 +40,8 @@ export async function runOperation<T>(
   toResult: (value: T) => ProgressEvent | undefined,
   status: 200 | 201 = 200,
 ): Promise<Response> {
-  if (!wantsEvents(c)) {
+  const format = eventFormat(c);
+  if (!format) {
     try {
       const ev = toResult(await op(() => {}));
       return ev?.type === "result" ? c.json(ev.shed, status) : c.body(null, 204);
@@ -42,14 +51,21 @@ export async function runOperation<T>(
   }
   const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (!res) throw new Error("server-sent events need the Node HTTP server");
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-  const frame = (ev: ProgressEvent) => `event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`;
+  res.writeHead(200, {
+    "content-type": format === "frames" ? FRAMES_CONTENT_TYPE : "text/event-stream",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+  });
+  const write = (ev: ProgressEvent) => {
+    if (format === "sse") res.write(`event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`);
+    else for (const part of encodeFrame(ev)) res.write(part);
+  };
   let pending: Extract<ProgressEvent, { type: "output" }> | undefined;
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    if (pending) res.write(frame(pending));
+    if (pending) write(pending);
     pending = undefined;
   };
   const send: ProgressSink = (ev) => {
@@ -64,7 +80,7 @@ export async function runOperation<T>(
       return;
     }
     flush();
-    res.write(frame(ev));
+    write(ev);
   };
   try {
     const ev = toResult(await op(send));
