@@ -51,6 +51,15 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   req.signal?.removeEventListener("abort", onAbort);
 
   const base = { started_at, log, script: req.script };
+  if (req.signal?.aborted) {
+    return {
+      ...base,
+      state: "timed_out",
+      duration_ms: Date.now() - t0,
+      tail: tail.lines(10),
+      message: "cut off: the operation's time limit (--timeout) passed",
+    };
+  }
   const mark = new RegExp(`^${HOOK_RESULT_MARK} (\\d+) (\\d+)$`, "m").exec(stderr);
   if (!mark) {
     const why = stderr.trim().split("\n").filter(Boolean).at(-1) ?? `the hook runner exited with ${wrapperCode}`;

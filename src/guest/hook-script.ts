@@ -39,6 +39,8 @@ if [ -x "$target" ]; then set -- bash --login -c 'exec "$0"' "$target"; else set
 start=$(date +%s%N)
 timeout --kill-after=5 "$limit" "$@" </dev/null >>"$log" 2>&1 &
 pid=$!
+# Stopped from outside (create's --timeout, a shutdown): take the hook's process group down too.
+trap 'kill -TERM -- "-$pid" 2>/dev/null' TERM
 # Stream the log: cat copies whatever is new (the shared read offset of fd 3
 # moves on), every 20 ms while the hook runs, and the rest once it has exited.
 exec 3<"$log"

@@ -1,4 +1,4 @@
-import { type ShedError, toShedError } from "../core/errors.js";
+import { ShedError, toShedError } from "../core/errors.js";
 import type { ProgressSink } from "../core/events.js";
 
 /**
@@ -68,7 +68,11 @@ export async function runSteps<C>(
         },
       };
       try {
-        if (controller.signal.aborted) throw new Error("the operation's time limit passed before this step");
+        if (controller.signal.aborted) {
+          throw new ShedError("TIMEOUT", "the operation's time limit (--timeout) passed before this step", {
+            hint: "give create a longer --timeout",
+          });
+        }
         const result = await step.run(ctx, io);
         const duration_ms = Date.now() - started;
         if (result?.outcome === "skipped") {
