@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes this machine ready to run Shed and its tests, idempotently: npm packages,
 # the Docker engine (Debian's docker.io, started if not running), OpenSSH client,
-# debootstrap, and the shed-base image (rebuilt only when its recipe changes).
+# tmux, debootstrap, and the shed-base image (rebuilt only when its recipe changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v git >/dev/null || need_apt+=(git)
 command -v python3 >/dev/null || need_apt+=(python3)
+# The attach tests drive `shed attach` inside a tmux on the host, which plays the user's terminal.
+command -v tmux >/dev/null || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive

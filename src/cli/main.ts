@@ -1,10 +1,12 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
+import { registerConnectCommands } from "./commands/connect.js";
 import { registerInfoCommands } from "./commands/info.js";
 import { registerProvisionCommands } from "./commands/provision.js";
 import { registerServerCommands } from "./commands/server.js";
 import { registerShedCommands } from "./commands/sheds.js";
+import { registerSyncCommands } from "./commands/sync.js";
 import { formatError } from "./render.js";
 
 const program = new Command("shed")
@@ -19,6 +21,8 @@ registerServerCommands(program);
 registerShedCommands(program);
 registerInfoCommands(program);
 registerProvisionCommands(program);
+registerSyncCommands(program);
+registerConnectCommands(program);
 program
   .command("version")
   .description("print the CLI version")

@@ -7,6 +7,7 @@ import { ApiClient } from "../api-client.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { runSsh } from "../ssh-run.js";
 import { table } from "../table.js";
+import { execInSession } from "./connect.js";
 import { describeShed } from "./describe.js";
 
 /** list, exec, console: looking at and into sheds. */
@@ -71,10 +72,14 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
 
   program
     .command("exec <name> <command...>")
-    .description("run a command in a shed: shed exec NAME -- CMD [ARGS...] (exit code passed through)")
-    .action(async (name, command) => {
+    .description(
+      "run a command in a shed: shed exec NAME -- CMD [ARGS...] (exit code passed through); with -S, type it into a tmux session instead",
+    )
+    .option("-S, --session <session>", "send the command into this running tmux session (see `shed sessions`)")
+    .action(async (name, command, opts) => {
       const ctx = new CliContext(program.opts());
-      process.exitCode = await runSsh(ctx, name, { argv: command });
+      if (opts.session !== undefined) await execInSession(ctx, name, opts.session, command);
+      else process.exitCode = await runSsh(ctx, name, { argv: command });
     });
 
   program

@@ -8,6 +8,7 @@ import { validateShedName } from "../../core/names.js";
 import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
+import { autoSync, prepareAutoSync } from "../sync/auto.js";
 import { describeShed } from "./describe.js";
 
 /** create, start, stop, delete: lifecycle operations with live progress. */
@@ -21,6 +22,10 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
     .option("--backend <backend>", `backend: ${BACKENDS.join(", ")} (default: the server's default_backend)`)
     .option("--no-provision", "skip the install and startup hooks")
     .option("--no-sync", "skip auto-sync after create")
+    .option(
+      "--sync-profile <profile>",
+      "after create, sync this profile of sync.yaml (default: the profile named default)",
+    )
     .option("--timeout <duration>", "give up on create after this long (e.g. 10m)")
     .action(async (name, opts) => {
       const ctx = new CliContext(program.opts());
@@ -36,6 +41,13 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         });
       }
       if (opts.timeout) parseDuration(opts.timeout, "--timeout");
+      if (opts.sync === false && opts.syncProfile !== undefined) {
+        throw new ShedError("INVALID_REQUEST", "--sync-profile and --no-sync cannot be used together", {
+          hint: "--no-sync skips auto-sync; --sync-profile picks what it syncs",
+        });
+      }
+      // sync.yaml is read now, so an unknown --sync-profile fails before a shed is made for nothing.
+      const syncPlan = opts.sync === false ? undefined : prepareAutoSync(ctx, opts.syncProfile);
       const server = await ctx.server();
       const req: CreateShedRequest = { name };
       if (opts.backend) req.backend = opts.backend as BackendName;
@@ -55,34 +67,31 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       const shed = await lifecycle(ctx, () =>
         server.api.operation("POST", "/api/sheds", req, (ev) => ctx.out.progress(ev)),
       );
-      ctx.result(shed, () => `${describeShed(shed)}\nconnect: shed console ${name}`);
+      // Create step 9 (seed): auto-sync on the client after the server returned; failures are warnings.
+      const synced = syncPlan ? await autoSync(ctx, name, syncPlan) : undefined;
+      ctx.result(
+        synced ? { ...shed, sync: synced } : shed,
+        () => `${describeShed(shed)}\nconnect: shed console ${name}`,
+      );
     });
 
-  program
-    .command("start <name>")
-    .description("start a stopped shed (runs the startup hook)")
-    .action(async (name) => {
-      const ctx = new CliContext(program.opts());
-      validateShedName(name);
-      const { api } = await ctx.server();
-      const shed = await lifecycle(ctx, () =>
-        api.operation("POST", `/api/sheds/${name}/start`, undefined, (ev) => ctx.out.progress(ev)),
-      );
-      ctx.result(shed, () => `started ${name}`);
-    });
-
-  program
-    .command("stop <name>")
-    .description("stop a running shed (its workspace is kept)")
-    .action(async (name) => {
-      const ctx = new CliContext(program.opts());
-      validateShedName(name);
-      const { api } = await ctx.server();
-      const shed = await lifecycle(ctx, () =>
-        api.operation("POST", `/api/sheds/${name}/stop`, undefined, (ev) => ctx.out.progress(ev)),
-      );
-      ctx.result(shed, () => `stopped ${name}`);
-    });
+  for (const [verb, description, done] of [
+    ["start", "start a stopped shed (runs the startup hook)", "started"],
+    ["stop", "stop a running shed (runs the shutdown hook; the workspace is kept)", "stopped"],
+  ] as const) {
+    program
+      .command(`${verb} <name>`)
+      .description(description)
+      .action(async (name) => {
+        const ctx = new CliContext(program.opts());
+        validateShedName(name);
+        const { api } = await ctx.server();
+        const shed = await lifecycle(ctx, () =>
+          api.operation("POST", `/api/sheds/${name}/${verb}`, undefined, (ev) => ctx.out.progress(ev)),
+        );
+        ctx.result(shed, () => `${done} ${name}`);
+      });
+  }
 
   program
     .command("delete <name>")
