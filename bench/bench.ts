@@ -170,7 +170,7 @@ try {
   server.stop();
 }
 if (!only) writeFileSync(join(import.meta.dirname, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-line("wrote bench/results.json");
+if (!only) line("wrote bench/results.json");
 
 function gitRepo(files: Record<string, string>): string {
   const dir = makeRepo(mkdtempSync(join(tmpdir(), "shed-bench-repo-")), files);
