@@ -18,5 +18,3 @@ export type ProgressEvent =
   | { type: "error"; error: ErrorBody["error"] };
 
 export type ProgressSink = (event: ProgressEvent) => void;
-
-export const discardProgress: ProgressSink = () => {};
