@@ -1,5 +1,5 @@
-import type { CredentialConfig } from "../config/server-config.js";
 import type { BackendName, Shed } from "../core/types.js";
+import type { PlannedCredential } from "../guest/credentials.js";
 import type { GuestExec } from "../guest/exec.js";
 import type { BackendCapabilities } from "./capabilities.js";
 
@@ -11,8 +11,12 @@ export interface CreateSpec {
   localDir?: string;
   /** Repository URL as shown to people (credentials removed). */
   repoDisplay?: string;
-  /** Credentials whose source exists; missing ones were already turned into warnings. */
-  credentials: CredentialConfig[];
+  /**
+   * Credentials whose source exists, each with its mode (direct bind mount or
+   * staged copy, see src/guest/credentials.ts); missing ones were already
+   * turned into warnings.
+   */
+  credentials: PlannedCredential[];
   env: Record<string, string>;
   createdAt: string;
 }

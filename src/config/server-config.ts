@@ -34,7 +34,9 @@ export const serverConfigSchema = z
     stop_timeout: duration.default("10s"),
     credentials: z
       .record(
-        z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: "credential names use letters, digits, _ . -" }),
+        z.string().regex(/^(?!\.\.?$)[A-Za-z0-9_.-]+$/, {
+          message: "credential names use letters, digits, _ . - (not . or ..)",
+        }),
         credentialSchema,
       )
       .default({}),

@@ -3,6 +3,7 @@ import type { CredentialConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
 import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
+import { setUpCredentials } from "../guest/credentials.js";
 import { prepareGuest } from "../guest/install-state.js";
 import {
   INSTALL_STEP,
@@ -69,6 +70,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     id: "credentials",
     title: "Credential setup",
     fatal: false,
+    // Before the clone and the hooks, so both can use SSH keys and tokens.
     async run(ctx, io) {
       for (const c of ctx.missingCredentials) {
         io.warn(
@@ -76,15 +78,14 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
           `create ${c.source} on the server or remove credentials.${c.name} from its config`,
         );
       }
-      const n = ctx.spec.credentials.length;
-      if (n === 0 && ctx.missingCredentials.length === 0)
-        return { outcome: "skipped", reason: "no credentials configured" };
       if (ctx.backend.capabilities.credentialMechanism === "bind_mount") {
-        return {
-          outcome: "done",
-          message: `${n} credential${n === 1 ? "" : "s"} bind-mounted at container creation`,
-        };
+        // Direct mounts are in place since container creation; staged ones are copied now (src/guest/credentials.ts).
+        const n = ctx.spec.credentials.length;
+        const summary = await setUpCredentials(ctx.backend.guest(ctx.spec.name), ctx.spec.credentials, io.warn);
+        return { outcome: "done", message: `${n} credential${n === 1 ? "" : "s"}: ${summary}` };
       }
+      if (ctx.spec.credentials.length === 0 && ctx.missingCredentials.length === 0)
+        return { outcome: "skipped", reason: "no credentials configured" };
       throw new ShedError("NOT_SUPPORTED", `credential transfer is not implemented for ${ctx.backend.name}`);
     },
   },

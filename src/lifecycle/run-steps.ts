@@ -1,6 +1,7 @@
 import type { Backend } from "../backends/backend.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { Shed } from "../core/types.js";
+import { refreshCredentials } from "../guest/credentials.js";
 import { type ProvisionState, READ_PROVISION_STEP, SHUTDOWN_STEP, STARTUP_STEP } from "./provision-steps.js";
 import type { Step } from "./steps.js";
 
@@ -35,9 +36,11 @@ export const START_STEPS: readonly Step<RunContext>[] = [
     id: "credentials",
     title: "Credential refresh",
     fatal: false,
-    async run(ctx) {
+    async run(ctx, io) {
       if (ctx.backend.capabilities.credentialMechanism === "bind_mount") {
-        return { outcome: "skipped", reason: "bind mounts persist (no action needed)" };
+        // Direct bind mounts persist; copies (source not owned by uid 1000, or with exclude) are made again.
+        const guest = ctx.backend.guest(ctx.shed.name);
+        return { outcome: "done", message: await refreshCredentials(guest, ctx.config.credentials, io.warn) };
       }
       return { outcome: "skipped", reason: `not implemented for ${ctx.backend.name}` };
     },

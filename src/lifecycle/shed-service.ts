@@ -11,6 +11,7 @@ import { validateShedName } from "../core/names.js";
 import { redactUrl } from "../core/redact.js";
 import { type BackendName, type Shed, shedBaseEnv } from "../core/types.js";
 import type { RepoSource } from "../guest/clone.js";
+import { planCredentials } from "../guest/credentials.js";
 import type { GuestExec } from "../guest/exec.js";
 import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
 import type { MetaStore, ShedMeta } from "./meta-store.js";
@@ -254,8 +255,8 @@ export class ShedService {
         ...(req.repo_origin ? { origin: req.repo_origin } : {}),
       };
     }
-    const present = this.deps.config.credentials.filter((c) => existsSync(c.source));
-    const missing = this.deps.config.credentials.filter((c) => !existsSync(c.source));
+    // Direct bind mount when the source is owned by uid 1000, else a staged copy (src/guest/credentials.ts).
+    const { present, missing } = planCredentials(this.deps.config.credentials);
     const spec: CreateSpec = {
       name,
       image: req.image ?? this.deps.config.defaultImage,

@@ -19,6 +19,9 @@ beforeAll(async () => {
   mkdirSync(join(creds, "gh"));
   writeFileSync(join(creds, "gh", "hosts.yml"), "github.com: {}\n");
   writeFileSync(join(creds, "token"), "tok\n");
+  // Owned by uid 1000 (user shed), so these are direct bind mounts (live, readonly as a read-only mount);
+  // root-owned sources are staged copies, tested in credentials.test.ts.
+  spawnSync("chown", ["-R", "1000:1000", creds]);
   server = await startTestServer({
     credentials: {
       gh: { source: join(creds, "gh"), target: "/home/shed/.config/gh", readonly: true },

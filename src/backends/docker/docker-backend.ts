@@ -1,6 +1,7 @@
 import Docker from "dockerode";
 import { ShedError } from "../../core/errors.js";
 import { type Shed, type ShedStatus, shedBaseEnv, WORKSPACE } from "../../core/types.js";
+import { stagingPath } from "../../guest/credentials.js";
 import type { GuestExec } from "../../guest/exec.js";
 import type { Backend, CreateSpec, RemoveOptions, StorageResult } from "../backend.js";
 import { CAPABILITIES } from "../capabilities.js";
@@ -11,7 +12,8 @@ import { containerName, LABEL, volumeName } from "./naming.js";
 /**
  * The Docker column of the seed's tables: a named volume (or a bind mount of
  * --local-dir) at /workspace, a container `shed-<name>` labelled so that Docker
- * is the source of truth, credentials bind-mounted at creation.
+ * is the source of truth, credentials bind-mounted at creation (directly, or
+ * read-only at a staging path for a copy owned by user shed).
  */
 export class DockerBackend implements Backend {
   readonly name = "docker" as const;
@@ -63,13 +65,14 @@ export class DockerBackend implements Backend {
       spec.localDir
         ? { Type: "bind", Source: spec.localDir, Target: WORKSPACE }
         : { Type: "volume", Source: volumeName(spec.name), Target: WORKSPACE },
+      // A source owned by uid 1000 is mounted at its target (live); any other is
+      // mounted read-only at its staging path and copied as user shed by the
+      // credential steps (src/guest/credentials.ts).
       ...spec.credentials.map(
-        (c): Docker.MountSettings => ({
-          Type: "bind",
-          Source: c.source,
-          Target: c.target,
-          ReadOnly: c.readonly,
-        }),
+        (c): Docker.MountSettings =>
+          c.mode === "direct"
+            ? { Type: "bind", Source: c.source, Target: c.target, ReadOnly: c.readonly }
+            : { Type: "bind", Source: c.source, Target: stagingPath(c), ReadOnly: true },
       ),
     ];
     const labels: Record<string, string> = {
