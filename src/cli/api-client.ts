@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { fromErrorBody, ShedError } from "../core/errors.js";
-import { FRAMES_CONTENT_TYPE, FrameDecoder } from "../core/event-frames.js";
+import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../core/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { Shed } from "../core/types.js";
 import type { ServerEntry } from "./client-config.js";
@@ -41,15 +41,19 @@ export class ApiClient {
     return parsed as { id: string };
   }
 
-  /** Runs a lifecycle operation, passing each progress event to `onEvent`; resolves with the final event. */
+  /**
+   * Runs a lifecycle operation, passing each progress event to `onEvent`; resolves with the final event.
+   * With `onPrinted`, the server sends output as lines ready to print instead of output events.
+   */
   async operation(
     method: string,
     path: string,
     body: unknown,
     onEvent: ProgressSink,
+    onPrinted?: (bytes: Buffer) => void,
   ): Promise<ProgressEvent | undefined> {
     // node:http and compact frames rather than fetch and SSE: hook output can be hundreds of megabytes.
-    const res = await this.request(method, path, body);
+    const res = await this.request(method, path, body, onPrinted !== undefined);
     const type = String(res.headers["content-type"] ?? "");
     if ((res.statusCode ?? 500) >= 400 || !type.includes(FRAMES_CONTENT_TYPE)) {
       const text = await readAll(res);
@@ -64,6 +68,10 @@ export class ApiClient {
     const decoder = new FrameDecoder();
     for await (const chunk of res as AsyncIterable<Buffer>) {
       for (const ev of decoder.push(chunk)) {
+        if (ev.type === "printed") {
+          onPrinted?.(ev.bytes);
+          continue;
+        }
         if (ev.type === "error") {
           throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
         }
@@ -74,7 +82,7 @@ export class ApiClient {
     return last;
   }
 
-  private request(method: string, path: string, body: unknown): Promise<IncomingMessage> {
+  private request(method: string, path: string, body: unknown, printLines: boolean): Promise<IncomingMessage> {
     const url = new URL(`${this.base}${path}`);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
@@ -86,6 +94,7 @@ export class ApiClient {
           method,
           headers: {
             accept: FRAMES_CONTENT_TYPE,
+            ...(printLines ? { [PRINT_LINES_HEADER]: "lines" } : {}),
             ...(payload === undefined
               ? {}
               : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),

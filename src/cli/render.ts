@@ -1,11 +1,14 @@
 import { formatDuration } from "../core/duration.js";
 import type { ShedError } from "../core/errors.js";
 import type { ProgressEvent } from "../core/events.js";
+import { LinePrefixer } from "../core/output-lines.js";
 
 export interface Output {
   json: boolean;
   /** Progress goes to stderr so stdout stays for results. */
   progress(ev: ProgressEvent): void;
+  /** Output lines the server already marked with their step, ready to print. */
+  printed(bytes: Uint8Array): void;
   done(): void;
 }
 
@@ -22,7 +25,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
   let current: { step: string; title: string; started: number } | undefined;
   let frame = 0;
   let timer: NodeJS.Timeout | undefined;
-  const partial = new Map<string, string>();
+  const lines = new LinePrefixer();
 
   const clearLine = () => {
     if (live && current) stream.write("\r\x1b[2K");
@@ -51,23 +54,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           } else stream.write(`… ${ev.title}\n`);
           break;
         case "output": {
-          const text = (partial.get(ev.step) ?? "") + ev.text;
-          const cut = text.lastIndexOf("\n");
-          partial.set(ev.step, text.slice(cut + 1));
-          if (cut < 0) break;
-          // One write per event, not per line: hooks can print hundreds of megabytes.
-          const prefix = `  [${ev.step.replace(/_hook$/, "")}] `;
-          const body = text.slice(0, cut);
-          if (!body.includes("\r")) {
-            printBlock(`${prefix}${body.replaceAll("\n", `\n${prefix}`)}\n`);
-            break;
-          }
-          let block = "";
-          for (const l of body.split("\n")) {
-            // Progress meters rewrite a line with \r; show where each line ended up.
-            const shown = l.slice(l.lastIndexOf("\r") + 1);
-            if (shown.trim() !== "") block += `${prefix}${shown}\n`;
-          }
+          const block = lines.push(ev.step, ev.text);
           if (block) printBlock(block);
           break;
         }
@@ -75,9 +62,8 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           printLine(`  ! warning (${ev.step}): ${ev.message}${ev.hint ? `\n    hint: ${ev.hint}` : ""}`);
           break;
         case "step_end": {
-          const rest = partial.get(ev.step);
-          if (rest?.trim()) printLine(`  [${ev.step.replace(/_hook$/, "")}] ${rest.slice(rest.lastIndexOf("\r") + 1)}`);
-          partial.delete(ev.step);
+          const rest = lines.end(ev.step);
+          if (rest) printBlock(rest);
           const title = current?.step === ev.step ? current.title : ev.step;
           const note = ev.outcome === "warning" ? "" : ev.message ? `: ${ev.message}` : "";
           clearLine();
@@ -88,6 +74,11 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
         default:
           break;
       }
+    },
+    printed(bytes) {
+      clearLine();
+      stream.write(bytes);
+      drawSpinner();
     },
     done() {
       if (timer) clearInterval(timer);

@@ -9,10 +9,20 @@ import type { ProgressEvent } from "./events.js";
  *
  *   O <step> <stdout|stderr> <bytes>\n<raw UTF-8 output>
  *   E <bytes>\n<one ProgressEvent as JSON>
+ *   P <bytes>\n<output lines already marked with their step, ready to print>
+ *
+ * P frames replace O frames when the request carries `x-shed-print: lines`:
+ * the server has the text in hand and marks the lines (core/output-lines.ts),
+ * and the CLI only copies bytes to the terminal.
  */
+export const PRINT_LINES_HEADER = "x-shed-print";
+
+/** What a frame carries: an event, or lines ready to print. */
+export type Frame = ProgressEvent | { type: "printed"; bytes: Buffer };
 export const FRAMES_CONTENT_TYPE = "application/x-shed-events";
 
-export function encodeFrame(ev: ProgressEvent): Buffer[] {
+export function encodeFrame(ev: Frame): Buffer[] {
+  if (ev.type === "printed") return [Buffer.from(`P ${ev.bytes.length}\n`), ev.bytes];
   if (ev.type === "output") {
     const body = Buffer.from(ev.text, "utf8");
     return [Buffer.from(`O ${ev.step} ${ev.stream} ${body.length}\n`), body];
@@ -28,10 +38,10 @@ export class FrameDecoder {
   /** Bytes the frame being received needs in all (header included); 0 while its header is incomplete. */
   private need = 0;
 
-  push(chunk: Buffer): ProgressEvent[] {
+  push(chunk: Buffer): Frame[] {
     this.chunks.push(chunk);
     this.size += chunk.length;
-    const out: ProgressEvent[] = [];
+    const out: Frame[] = [];
     // Join chunks only once a whole frame is here: frames can be a megabyte, chunks are 64 KiB.
     while (this.size > 0 && this.size >= this.need) {
       const buf = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
@@ -59,7 +69,8 @@ export class FrameDecoder {
   }
 }
 
-function decodeFrame(header: string[], body: Buffer): ProgressEvent {
+function decodeFrame(header: string[], body: Buffer): Frame {
+  if (header[0] === "P" && header.length === 2) return { type: "printed", bytes: body };
   if (header[0] === "O" && header.length === 4) {
     return {
       type: "output",

@@ -55,10 +55,16 @@ export function registerProvisionCommands(program: Command<[], GlobalOptions>): 
       let hookFailed = false;
       let shed: Shed | undefined;
       try {
-        const last = await api.operation("POST", `/api/sheds/${name}/provision`, hook ? { hook } : {}, (ev) => {
-          if (ev.type === "warning" && ev.step.endsWith("_hook")) hookFailed = true;
-          ctx.out.progress(ev);
-        });
+        const last = await api.operation(
+          "POST",
+          `/api/sheds/${name}/provision`,
+          hook ? { hook } : {},
+          (ev) => {
+            if (ev.type === "warning" && ev.step.endsWith("_hook")) hookFailed = true;
+            ctx.out.progress(ev);
+          },
+          (b) => ctx.out.printed(b),
+        );
         shed = last?.type === "result" ? last.shed : undefined;
       } finally {
         ctx.out.done();

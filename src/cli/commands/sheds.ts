@@ -65,7 +65,13 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         } else req.repo = opts.repo;
       }
       const shed = await lifecycle(ctx, () =>
-        server.api.operation("POST", "/api/sheds", req, (ev) => ctx.out.progress(ev)),
+        server.api.operation(
+          "POST",
+          "/api/sheds",
+          req,
+          (ev) => ctx.out.progress(ev),
+          (b) => ctx.out.printed(b),
+        ),
       );
       // Create step 9 (seed): auto-sync on the client after the server returned; failures are warnings.
       const synced = syncPlan ? await autoSync(ctx, name, syncPlan) : undefined;
@@ -87,7 +93,13 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         validateShedName(name);
         const { api } = await ctx.server();
         const shed = await lifecycle(ctx, () =>
-          api.operation("POST", `/api/sheds/${name}/${verb}`, undefined, (ev) => ctx.out.progress(ev)),
+          api.operation(
+            "POST",
+            `/api/sheds/${name}/${verb}`,
+            undefined,
+            (ev) => ctx.out.progress(ev),
+            (b) => ctx.out.printed(b),
+          ),
         );
         ctx.result(shed, () => `${done} ${name}`);
       });
@@ -107,7 +119,13 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         await confirm(`Delete shed ${name}${opts.keepVolume || shed.local_dir ? "" : " and its workspace"}?`);
       const query = opts.keepVolume ? "?keep_volume=true" : "";
       await lifecycle(ctx, () =>
-        api.operation("DELETE", `/api/sheds/${name}${query}`, undefined, (ev) => ctx.out.progress(ev)),
+        api.operation(
+          "DELETE",
+          `/api/sheds/${name}${query}`,
+          undefined,
+          (ev) => ctx.out.progress(ev),
+          (b) => ctx.out.printed(b),
+        ),
       );
       ctx.result({ deleted: name, kept_volume: opts.keepVolume === true }, () => `deleted ${name}`);
     });

@@ -2,8 +2,9 @@ import type { ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { type ShedError, toShedError } from "../../core/errors.js";
-import { encodeFrame, FRAMES_CONTENT_TYPE } from "../../core/event-frames.js";
+import { encodeFrame, FRAMES_CONTENT_TYPE, type Frame, PRINT_LINES_HEADER } from "../../core/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../../core/events.js";
+import { LinePrefixer } from "../../core/output-lines.js";
 
 /** One place turns a ShedError into the API's error body and status. */
 export function errorResponse(c: Context, err: unknown): Response {
@@ -56,9 +57,21 @@ export async function runOperation<T>(
     "cache-control": "no-cache",
     connection: "keep-alive",
   });
+  // The CLI can ask for output lines ready to print (see core/event-frames.ts).
+  const lines = format === "frames" && c.req.header(PRINT_LINES_HEADER) === "lines" ? new LinePrefixer() : undefined;
+  const writeFrame = (frame: Frame) => {
+    for (const part of encodeFrame(frame)) res.write(part);
+  };
   const write = (ev: ProgressEvent) => {
-    if (format === "sse") res.write(`event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`);
-    else for (const part of encodeFrame(ev)) res.write(part);
+    if (format === "sse") {
+      res.write(`event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`);
+      return;
+    }
+    if (!lines) return writeFrame(ev);
+    const printed =
+      ev.type === "output" ? lines.push(ev.step, ev.text) : ev.type === "step_end" ? lines.end(ev.step) : "";
+    if (printed) writeFrame({ type: "printed", bytes: Buffer.from(printed, "utf8") });
+    if (ev.type !== "output") writeFrame(ev);
   };
   let pending: Extract<ProgressEvent, { type: "output" }> | undefined;
   let timer: NodeJS.Timeout | undefined;
