@@ -39,7 +39,7 @@ export class DockerGuestExec implements GuestExec {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     if (tty) stream.pipe(stdout);
-    else this.docker.modem.demuxStream(stream, stdout, stderr);
+    else demux(stream, stdout, stderr);
 
     const exited = new Promise<number>((resolve, reject) => {
       let done = false;
@@ -141,4 +141,36 @@ async function exitCodeOf(exec: Docker.Exec): Promise<number> {
   }
   const info = await exec.inspect();
   return info.ExitCode ?? 255;
+}
+
+/**
+ * Splits the engine's multiplexed stream (8-byte header: stream type, 3 zero
+ * bytes, big-endian length) into stdout and stderr. Payloads are passed on as
+ * slices of the chunks that carried them, never joined: hooks can print
+ * hundreds of megabytes, and docker-modem's demuxer concatenated every chunk.
+ */
+export function demux(source: Duplex, stdout: Writable, stderr: Writable): void {
+  let header: Buffer = Buffer.alloc(0);
+  let remaining = 0;
+  let target: Writable = stdout;
+  source.on("data", (chunk: Buffer) => {
+    let off = 0;
+    while (off < chunk.length) {
+      if (remaining === 0) {
+        const take = Math.min(8 - header.length, chunk.length - off);
+        const part = chunk.subarray(off, off + take);
+        header = header.length ? Buffer.concat([header, part]) : part;
+        off += take;
+        if (header.length < 8) break;
+        target = header[0] === 2 ? stderr : stdout;
+        remaining = header.readUInt32BE(4);
+        header = Buffer.alloc(0);
+        continue;
+      }
+      const take = Math.min(remaining, chunk.length - off);
+      target.write(chunk.subarray(off, off + take));
+      off += take;
+      remaining -= take;
+    }
+  });
 }
