@@ -26,7 +26,7 @@ import { KNOWN_HOSTS } from "./known-hosts.js";
 
 export const GUEST_UID = 1000;
 export const STAGING_DIR = "/run/shed-credentials";
-const KNOWN_HOSTS_FILE = "/home/shed/.ssh/known_hosts";
+export const KNOWN_HOSTS_FILE = "/home/shed/.ssh/known_hosts";
 
 export type CredentialMode = "direct" | "copy";
 
@@ -108,7 +108,7 @@ exit 0`;
  * merged into, never replaced). Exit 5 when ~/.ssh or the file is a live bind
  * mount: that is the host's file, which Shed does not edit.
  */
-const KNOWN_HOSTS_SCRIPT = `set -eu
+export const KNOWN_HOSTS_SCRIPT = `set -eu
 kh=$1
 dir=$(dirname -- "$kh")
 for m in "$dir" "$kh"; do
@@ -124,6 +124,8 @@ while IFS= read -r line; do
 done
 chown shed:shed -- "$kh"
 echo "$added"`;
+
+export const KNOWN_HOSTS_INPUT = `${KNOWN_HOSTS.join("\n")}\n`;
 
 export type Warn = (message: string, hint?: string) => void;
 
@@ -157,7 +159,7 @@ export async function seedKnownHosts(guest: GuestExec): Promise<number | undefin
   const r = await runCollect(
     guest,
     { argv: ["sh", "-c", KNOWN_HOSTS_SCRIPT, "shed-known-hosts", KNOWN_HOSTS_FILE], user: "root" },
-    `${KNOWN_HOSTS.join("\n")}\n`,
+    KNOWN_HOSTS_INPUT,
   );
   if (r.exitCode === 5) return undefined;
   if (r.exitCode !== 0) throw failure(`seeding ${KNOWN_HOSTS_FILE}`, r.stderr, r.exitCode);
@@ -196,6 +198,8 @@ export async function setUpCredentials(guest: GuestExec, creds: readonly Planned
       warn(`credentials: could not hand the mount targets' parents to user shed: exit ${r.exitCode}`);
   }
   const parts = [`${direct.length} bind-mounted (live)`, `${copied} copied as user shed (refreshed on start)`];
+  // known_hosts was seeded when the shed became ready; a copied credential may have brought its own file.
+  if (copied === 0) return `${parts.join(", ")}; known_hosts seeded`;
   return `${parts.join(", ")}; ${await knownHostsNote(guest, warn)}`;
 }
 

@@ -1,3 +1,4 @@
+import { KNOWN_HOSTS_FILE, KNOWN_HOSTS_INPUT, KNOWN_HOSTS_SCRIPT } from "./credentials.js";
 import { type GuestExec, runCollect } from "./exec.js";
 
 /**
@@ -17,15 +18,24 @@ export const INSTALL_STATE_FILE = "/var/lib/shed/install.done";
 export type PrepareResult = { ok: true } | { ok: false; reason: string; noShedUser: boolean };
 
 export async function prepareGuest(guest: GuestExec): Promise<PrepareResult> {
-  const r = await runCollect(guest, {
-    argv: [
-      "sh",
-      "-c",
-      'id -u shed >/dev/null 2>&1 || { echo "the image has no user named shed" >&2; exit 3; }\n' +
-        "mkdir -p /var/log/shed /var/lib/shed && chown shed: /var/log/shed /var/lib/shed",
-    ],
-    user: "root",
-  });
+  // In the same exec, known_hosts is seeded (src/guest/credentials.ts): no extra round trip on create.
+  const r = await runCollect(
+    guest,
+    {
+      argv: [
+        "sh",
+        "-c",
+        'id -u shed >/dev/null 2>&1 || { echo "the image has no user named shed" >&2; exit 3; }\n' +
+          "mkdir -p /var/log/shed /var/lib/shed && chown shed: /var/log/shed /var/lib/shed\n" +
+          'sh -c "$1" shed-known-hosts "$2" >/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 5 ] || echo "known_hosts not seeded" >&2',
+        "shed-prepare",
+        KNOWN_HOSTS_SCRIPT,
+        KNOWN_HOSTS_FILE,
+      ],
+      user: "root",
+    },
+    KNOWN_HOSTS_INPUT,
+  );
   if (r.exitCode === 0) return { ok: true };
   return { ok: false, reason: r.stderr.trim() || `exit ${r.exitCode}`, noShedUser: r.exitCode === 3 };
 }
