@@ -13,6 +13,7 @@ const common = {
   define: { __SHED_VERSION__: JSON.stringify(version) },
   // ssh2's optional native helpers; it falls back to pure JS without them.
   external: ["cpu-features", "*.node"],
+  minify: true,
   banner: {
     js: [
       "import { createRequire as __shedCreateRequire } from 'node:module';",

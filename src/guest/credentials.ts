@@ -110,18 +110,21 @@ exit 0`;
  */
 export const KNOWN_HOSTS_SCRIPT = `set -eu
 kh=$1
-dir=$(dirname -- "$kh")
-for m in "$dir" "$kh"; do
-  if awk -v p="$m" '$5 == p { f = 1 } END { exit !f }' /proc/self/mountinfo; then exit 5; fi
-done
+dir=\${kh%/*}
+if awk -v a="$dir" -v b="$kh" '$5 == a || $5 == b { f = 1 } END { exit !f }' /proc/self/mountinfo; then exit 5; fi
 if [ ! -d "$dir" ]; then mkdir -m 700 -- "$dir"; chown shed:shed -- "$dir"; fi
-if [ ! -e "$kh" ]; then : > "$kh"; chmod 644 -- "$kh"; fi
-if [ -s "$kh" ] && [ -n "$(tail -c 1 -- "$kh")" ]; then echo >> "$kh"; fi
-added=0
-while IFS= read -r line; do
-  [ -n "$line" ] || continue
-  grep -qxF -- "$line" "$kh" || { printf '%s\\n' "$line" >> "$kh"; added=$((added + 1)); }
-done
+[ -e "$kh" ] || { : > "$kh"; chmod 644 -- "$kh"; }
+# One awk: the lines of stdin the file lacks (after a newline, if the file lacks its last one).
+new=$(awk -v f="$kh" 'BEGIN { while ((getline l < f) > 0) have[l] = 1 }
+  $0 != "" && !($0 in have) { have[$0] = 1; out = out $0 "\\n"; c++ }
+  END { printf "%d\\n%s", c, out }')
+added=\${new%%
+*}
+if [ "$added" -gt 0 ]; then
+  if [ -s "$kh" ] && [ -n "$(tail -c 1 -- "$kh")" ]; then echo >> "$kh"; fi
+  printf '%s\\n' "\${new#*
+}" >> "$kh"
+fi
 chown shed:shed -- "$kh"
 echo "$added"`;
 
