@@ -25,6 +25,12 @@ function eventFormat(c: Context): EventFormat | undefined {
 /** Output is merged into one event per step and stream until this much text or this much time has gathered. */
 const OUTPUT_FLUSH_BYTES = 1 << 20;
 const OUTPUT_FLUSH_MS = 20;
+/**
+ * A client that reads slower than a hook prints must not grow the server's
+ * memory without bound: past this much unsent data, output is left out of the
+ * live stream (the hook's log file keeps all of it) and a note says how much.
+ */
+export const OUTPUT_BACKLOG_LIMIT = 64 << 20;
 
 /**
  * Runs a lifecycle operation. With `Accept: text/event-stream` (or the CLI's
@@ -75,11 +81,30 @@ export async function runOperation<T>(
   };
   let pending: Extract<ProgressEvent, { type: "output" }> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  const skipped = new Map<string, number>();
+  const noteSkipped = (step: string) => {
+    const n = skipped.get(step);
+    if (!n) return;
+    skipped.delete(step);
+    write({
+      type: "output",
+      step,
+      stream: "stderr",
+      text: `\n[shed: ${n} bytes of output not shown here (the client read too slowly); the log has all of it]\n`,
+    });
+  };
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    if (pending) write(pending);
+    const out = pending;
     pending = undefined;
+    if (!out) return;
+    if (res.writableLength > OUTPUT_BACKLOG_LIMIT) {
+      skipped.set(out.step, (skipped.get(out.step) ?? 0) + Buffer.byteLength(out.text));
+      return;
+    }
+    noteSkipped(out.step);
+    write(out);
   };
   const send: ProgressSink = (ev) => {
     if (ev.type === "output") {
@@ -93,6 +118,7 @@ export async function runOperation<T>(
       return;
     }
     flush();
+    if (ev.type === "step_end") noteSkipped(ev.step);
     write(ev);
   };
   try {
