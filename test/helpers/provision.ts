@@ -2,9 +2,10 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { type CliResult, CliUser } from "./cli.js";
-import { dockerExec } from "./docker.js";
-import { parseSse, type TestServer } from "./server.js";
+import { cleanupDocker, dockerExec } from "./docker.js";
+import { parseSse, startTestServer, type TestServer } from "./server.js";
 
 /** Helpers for the provisioning tests: local_dir workspaces, operations as event lists, processes in a shed. */
 
@@ -153,4 +154,21 @@ export async function cliOk(cli: CliUser, args: string[]): Promise<CliResult> {
   const res = await cli.run(args);
   if (res.code !== 0) throw new Error(`shed ${args.join(" ")} failed\n${show(res)}`);
   return res;
+}
+
+/**
+ * One test server for a whole file: started before its tests, and closed after
+ * them with the file's containers, volumes and temp dirs removed.
+ */
+export function useTestServer(got: (server: TestServer) => void, extra: Record<string, unknown> = {}): void {
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(extra);
+    got(server);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await cleanupDocker();
+    removeTempDirs();
+  });
 }

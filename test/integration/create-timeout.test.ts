@@ -1,28 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupDocker } from "../helpers/docker.js";
+import { describe, expect, it } from "vitest";
 import { uniqueName } from "../helpers/names.js";
 import {
   createLocal,
   hooksOf,
   processes,
-  removeTempDirs,
   stepEnd,
+  useTestServer,
   warningsOf,
   workspace,
 } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /** `shed create --timeout D`: the longest create may take. */
 let server: TestServer;
-
-beforeAll(async () => {
-  server = await startTestServer();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
+useTestServer((s) => {
+  server = s;
 });
 
 describe("create --timeout", () => {

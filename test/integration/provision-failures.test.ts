@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupDocker, dockerExec } from "../helpers/docker.js";
+import { describe, expect, it } from "vitest";
+import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
   createLocal,
@@ -11,15 +11,15 @@ import {
   op,
   outputOf,
   processes,
-  removeTempDirs,
   resultOf,
   stepEnd,
+  useTestServer,
   waitFor,
   warningsOf,
   workspace,
   writeFiles,
 } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /**
  * Hooks that fail, hang, escape the workspace or leave daemons behind, and
@@ -27,15 +27,8 @@ import { startTestServer, type TestServer } from "../helpers/server.js";
  * are warnings and create continues).
  */
 let server: TestServer;
-
-beforeAll(async () => {
-  server = await startTestServer();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
+useTestServer((s) => {
+  server = s;
 });
 
 const STATE_FILE = "/var/lib/shed/install.done";

@@ -1,9 +1,9 @@
 import { request } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupDocker, dockerExec } from "../helpers/docker.js";
+import { describe, expect, it } from "vitest";
+import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import { createLocal, hooksOf, removeTempDirs, waitFor, workspace } from "../helpers/provision.js";
-import { parseSse, startTestServer, type TestServer } from "../helpers/server.js";
+import { createLocal, hooksOf, useTestServer, waitFor, workspace } from "../helpers/provision.js";
+import { parseSse, type TestServer } from "../helpers/server.js";
 
 /**
  * A client that does not read while a hook prints a lot: the server must not
@@ -11,15 +11,8 @@ import { parseSse, startTestServer, type TestServer } from "../helpers/server.js
  * output out and says so; the hook's log keeps all of it.
  */
 let server: TestServer;
-
-beforeAll(async () => {
-  server = await startTestServer();
-});
-
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
+useTestServer((s) => {
+  server = s;
 });
 
 const BYTES = 160_000_000;
