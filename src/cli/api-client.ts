@@ -66,19 +66,27 @@ export class ApiClient {
     }
     let last: ProgressEvent | undefined;
     const decoder = new FrameDecoder();
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      for (const ev of decoder.push(chunk)) {
-        if (ev.type === "printed") {
-          onPrinted?.(ev.bytes);
-          continue;
+    // 'data' events, not async iteration: iteration joins buffered chunks, copying every byte once more.
+    await new Promise<void>((resolve, reject) => {
+      res.on("data", (chunk: Buffer) => {
+        try {
+          for (const ev of decoder.push(chunk)) {
+            if (ev.type === "printed") onPrinted?.(ev.bytes);
+            else if (ev.type === "error") {
+              throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
+            } else {
+              onEvent(ev);
+              last = ev;
+            }
+          }
+        } catch (err) {
+          res.destroy();
+          reject(err);
         }
-        if (ev.type === "error") {
-          throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
-        }
-        onEvent(ev);
-        last = ev;
-      }
-    }
+      });
+      res.on("end", resolve);
+      res.on("error", reject);
+    });
     return last;
   }
 

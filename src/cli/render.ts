@@ -35,7 +35,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
     const secs = ((Date.now() - current.started) / 1000).toFixed(0);
     stream.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${current.title} ${secs}s`);
   };
-  const printBlock = (text: string) => {
+  const printBlock = (text: string | Uint8Array) => {
     clearLine();
     stream.write(text);
     drawSpinner();
@@ -54,8 +54,8 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           } else stream.write(`… ${ev.title}\n`);
           break;
         case "output": {
-          const block = lines.push(ev.step, ev.text);
-          if (block) printBlock(block);
+          const block = lines.push(ev.step, Buffer.from(ev.text));
+          if (block.length) printBlock(block);
           break;
         }
         case "warning":
@@ -63,7 +63,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           break;
         case "step_end": {
           const rest = lines.end(ev.step);
-          if (rest) printBlock(rest);
+          if (rest.length) printBlock(rest);
           const title = current?.step === ev.step ? current.title : ev.step;
           const note = ev.outcome === "warning" ? "" : ev.message ? `: ${ev.message}` : "";
           clearLine();
@@ -75,11 +75,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           break;
       }
     },
-    printed(bytes) {
-      clearLine();
-      stream.write(bytes);
-      drawSpinner();
-    },
+    printed: printBlock,
     done() {
       if (timer) clearInterval(timer);
       timer = undefined;

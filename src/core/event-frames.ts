@@ -31,47 +31,55 @@ export function encodeFrame(ev: Frame): Buffer[] {
   return [Buffer.from(`E ${body.length}\n`), body];
 }
 
-/** Incremental decoder: push chunks as they arrive, get whole events out. */
+/**
+ * Incremental decoder: push chunks as they arrive, get whole events out. The
+ * bytes of a P frame are passed on as they arrive, in as many `printed` pieces
+ * as the network cut them into, without being copied; other frames are small
+ * and come out whole.
+ */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  /** Bytes the frame being received needs in all (header included); 0 while its header is incomplete. */
-  private need = 0;
+  private header: Buffer[] = [];
+  /** The frame whose body is arriving, and how many of its bytes are still to come. */
+  private body: { header: string[]; parts: Buffer[]; remaining: number } | undefined;
 
   push(chunk: Buffer): Frame[] {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
     const out: Frame[] = [];
-    // Join chunks only once a whole frame is here: frames can be a megabyte, chunks are 64 KiB.
-    while (this.size > 0 && this.size >= this.need) {
-      const buf = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
-      this.chunks = [buf];
-      const nl = buf.indexOf(10);
-      if (nl < 0) {
-        this.need = this.size + 1;
-        break;
+    let off = 0;
+    while (off < chunk.length) {
+      if (!this.body) {
+        const nl = chunk.indexOf(10, off);
+        this.header.push(chunk.subarray(off, nl < 0 ? chunk.length : nl));
+        if (nl < 0) break;
+        off = nl + 1;
+        const header = Buffer.concat(this.header).toString("latin1").split(" ");
+        this.header = [];
+        const length = Number(header.at(-1));
+        if (!Number.isInteger(length) || length < 0)
+          throw new Error(`malformed event frame header: ${header.join(" ")}`);
+        if (FRAME_FIELDS[header[0] as string] !== header.length)
+          throw new Error(`unknown event frame: ${header.join(" ")}`);
+        this.body = { header, parts: [], remaining: length };
       }
-      const header = buf.toString("latin1", 0, nl).split(" ");
-      const length = Number(header.at(-1));
-      if (!Number.isInteger(length) || length < 0) throw new Error(`malformed event frame header: ${header.join(" ")}`);
-      const total = nl + 1 + length;
-      if (buf.length < total) {
-        this.need = total;
-        break;
-      }
-      out.push(decodeFrame(header, buf.subarray(nl + 1, total)));
-      const rest = buf.subarray(total);
-      this.chunks = rest.length ? [rest] : [];
-      this.size = rest.length;
-      this.need = 0;
+      const body = this.body;
+      const part = chunk.subarray(off, off + body.remaining);
+      off += part.length;
+      body.remaining -= part.length;
+      if (body.header[0] === "P") {
+        if (part.length) out.push({ type: "printed", bytes: part });
+      } else body.parts.push(part);
+      if (body.remaining > 0) break;
+      this.body = undefined;
+      if (body.header[0] !== "P") out.push(decodeFrame(body.header, Buffer.concat(body.parts)));
     }
     return out;
   }
 }
 
+/** Each kind of frame and the number of fields in its header line. */
+const FRAME_FIELDS: Record<string, number> = { P: 2, O: 4, E: 2 };
+
 function decodeFrame(header: string[], body: Buffer): Frame {
-  if (header[0] === "P" && header.length === 2) return { type: "printed", bytes: body };
-  if (header[0] === "O" && header.length === 4) {
+  if (header[0] === "O") {
     return {
       type: "output",
       step: header[1] as string,
@@ -79,6 +87,5 @@ function decodeFrame(header: string[], body: Buffer): Frame {
       text: body.toString("utf8"),
     };
   }
-  if (header[0] === "E" && header.length === 2) return JSON.parse(body.toString("utf8")) as ProgressEvent;
-  throw new Error(`unknown event frame: ${header.join(" ")}`);
+  return JSON.parse(body.toString("utf8")) as ProgressEvent;
 }

@@ -18,3 +18,20 @@ export type ProgressEvent =
   | { type: "error"; error: ErrorBody["error"] };
 
 export type ProgressSink = (event: ProgressEvent) => void;
+
+/**
+ * Output as it travels inside the server: the guest's bytes, untouched. Hooks
+ * can print hundreds of megabytes; decoding them to text is left to the one
+ * place that needs text (a client that asked for JSON events), and the CLI's
+ * lines are marked on the bytes (core/output-lines.ts).
+ */
+export interface OutputBytes {
+  type: "output_bytes";
+  step: string;
+  stream: "stdout" | "stderr";
+  bytes: Buffer;
+}
+
+/** What lifecycle code emits: progress events, with output as bytes. */
+export type LifecycleEvent = Exclude<ProgressEvent, { type: "output" }> | OutputBytes;
+export type LifecycleSink = (event: LifecycleEvent) => void;

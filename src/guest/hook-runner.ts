@@ -2,7 +2,7 @@ import type { HookName } from "../config/provision-file.js";
 import type { HookStatus } from "../core/types.js";
 import type { GuestExec } from "./exec.js";
 import { HOOK_RESULT_MARK, HOOK_SCRIPT } from "./hook-script.js";
-import { forwardText, TailBuffer } from "./lines.js";
+import { forwardBytes, forwardText, TailBuffer } from "./lines.js";
 
 export const HOOK_LOG_DIR = "/var/log/shed";
 export const hookLogPath = (hook: HookName): string => `${HOOK_LOG_DIR}/${hook}.log`;
@@ -15,7 +15,8 @@ export interface HookRunRequest {
   script: string;
   timeoutMs: number;
   env: Record<string, string>;
-  onOutput(text: string): void;
+  /** The hook's output as it arrives, undecoded (a hook can print hundreds of megabytes). */
+  onOutput(bytes: Buffer): void;
   signal?: AbortSignal;
   /** Written in the guest when the hook succeeds (the install state file). */
   stateFile?: string;
@@ -38,9 +39,9 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   req.signal?.addEventListener("abort", onAbort, { once: true });
   // Guard against a guest that never ends the stream: the hook's limit plus the kill grace and some slack.
   const guard = setTimeout(() => void proc.signal("SIGKILL"), req.timeoutMs + 30_000);
-  const outDone = forwardText(proc.stdout, (t) => {
-    tail.push(t);
-    req.onOutput(t);
+  const outDone = forwardBytes(proc.stdout, (b) => {
+    tail.push(b);
+    req.onOutput(b);
   });
   const errDone = forwardText(proc.stderr, (t) => {
     stderr += t;

@@ -6,7 +6,7 @@ import type { ServerConfig } from "../config/server-config.js";
 import type { CreateShedRequest } from "../core/api-types.js";
 import { tryParseDuration } from "../core/duration.js";
 import { ShedError } from "../core/errors.js";
-import type { ProgressSink } from "../core/events.js";
+import type { LifecycleSink } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import { redactUrl } from "../core/redact.js";
 import { type BackendName, type Shed, shedBaseEnv } from "../core/types.js";
@@ -52,7 +52,7 @@ export class ShedService {
     return this.withMeta(found.shed);
   }
 
-  async create(req: CreateShedRequest, emit: ProgressSink): Promise<Shed> {
+  async create(req: CreateShedRequest, emit: LifecycleSink): Promise<Shed> {
     const prepared = this.prepareCreate(req);
     return this.locks.run(prepared.spec.name, async () => {
       if (await this.find(prepared.spec.name)) {
@@ -77,7 +77,7 @@ export class ShedService {
     });
   }
 
-  async start(name: string, emit: ProgressSink): Promise<Shed> {
+  async start(name: string, emit: LifecycleSink): Promise<Shed> {
     validateShedName(name);
     return this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
@@ -89,7 +89,7 @@ export class ShedService {
     });
   }
 
-  async stop(name: string, emit: ProgressSink): Promise<Shed> {
+  async stop(name: string, emit: LifecycleSink): Promise<Shed> {
     validateShedName(name);
     return this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
@@ -102,7 +102,7 @@ export class ShedService {
   }
 
   /** Seed: delete calls stop (shutdown hook included), then removes all resources. */
-  async delete(name: string, opts: { keepVolume: boolean }, emit: ProgressSink): Promise<void> {
+  async delete(name: string, opts: { keepVolume: boolean }, emit: LifecycleSink): Promise<void> {
     validateShedName(name);
     await this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
@@ -125,7 +125,7 @@ export class ShedService {
   }
 
   /** For SSH: a stopped shed is started on connect. */
-  async ensureRunning(name: string, emit: ProgressSink): Promise<{ shed: Shed; guest: GuestExec }> {
+  async ensureRunning(name: string, emit: LifecycleSink): Promise<{ shed: Shed; guest: GuestExec }> {
     validateShedName(name);
     const { shed, backend } = await this.mustFind(name);
     if (shed.status !== "running") {
@@ -153,7 +153,7 @@ export class ShedService {
   }
 
   /** Re-runs hooks on demand: one hook, or install + PATH capture + startup (install ignores the state file). */
-  async provision(name: string, hook: HookName | undefined, emit: ProgressSink): Promise<Shed> {
+  async provision(name: string, hook: HookName | undefined, emit: LifecycleSink): Promise<Shed> {
     validateShedName(name);
     return this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
@@ -190,7 +190,7 @@ export class ShedService {
     };
   }
 
-  private async runLifecycle(steps: typeof START_STEPS, ctx: RunContext, emit: ProgressSink): Promise<void> {
+  private async runLifecycle(steps: typeof START_STEPS, ctx: RunContext, emit: LifecycleSink): Promise<void> {
     try {
       await runSteps(steps, ctx, emit);
     } catch (err) {

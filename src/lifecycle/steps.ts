@@ -1,5 +1,5 @@
 import { ShedError, toShedError } from "../core/errors.js";
-import type { ProgressSink } from "../core/events.js";
+import type { LifecycleSink } from "../core/events.js";
 
 /**
  * A lifecycle is an ordered list of steps (the rows of the seed's tables). Each
@@ -8,8 +8,9 @@ import type { ProgressSink } from "../core/events.js";
  * fails, undoes what the earlier steps made, newest first.
  */
 export interface StepIO {
-  emit: ProgressSink;
-  output(stream: "stdout" | "stderr", text: string): void;
+  emit: LifecycleSink;
+  /** Output of the step's guest commands, as it arrives (text, or the guest's bytes untouched). */
+  output(stream: "stdout" | "stderr", data: string | Buffer): void;
   warn(message: string, hint?: string): void;
   /** Aborted when the operation's deadline passes; steps stop their guest processes. */
   signal: AbortSignal;
@@ -42,7 +43,7 @@ export class StepFailure extends Error {
 export async function runSteps<C>(
   steps: readonly Step<C>[],
   ctx: C,
-  emit: ProgressSink,
+  emit: LifecycleSink,
   deadline?: number,
 ): Promise<StepsResult> {
   const warnings: string[] = [];
@@ -60,7 +61,13 @@ export async function runSteps<C>(
       const io: StepIO = {
         emit,
         signal: controller.signal,
-        output: (stream, text) => emit({ type: "output", step: step.id, stream, text }),
+        output: (stream, data) =>
+          emit({
+            type: "output_bytes",
+            step: step.id,
+            stream,
+            bytes: typeof data === "string" ? Buffer.from(data) : data,
+          }),
         warn: (message, hint) => {
           stepWarned = true;
           warnings.push(`${step.id}: ${message}`);
@@ -108,7 +115,7 @@ export async function runSteps<C>(
   }
 }
 
-async function undoAll<C>(done: Step<C>[], ctx: C, emit: ProgressSink): Promise<void> {
+async function undoAll<C>(done: Step<C>[], ctx: C, emit: LifecycleSink): Promise<void> {
   for (const step of [...done].reverse()) {
     if (!step.undo) continue;
     try {

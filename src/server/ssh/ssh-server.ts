@@ -1,6 +1,6 @@
 import ssh2, { type AuthContext, type Connection, type Server, type ServerChannel, type Session } from "ssh2";
 import { toShedError } from "../../core/errors.js";
-import type { ProgressEvent } from "../../core/events.js";
+import type { LifecycleEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
@@ -241,7 +241,7 @@ async function pipeChannel(channel: ServerChannel, proc: ExecProcess, sendExit: 
   channel.end();
 }
 
-function reportStart(channel: ServerChannel, name: string, ev: ProgressEvent): void {
+function reportStart(channel: ServerChannel, name: string, ev: LifecycleEvent): void {
   if (ev.type === "step" && ev.step === "start") channel.stderr.write(`shed: starting ${name}...\r\n`);
   if (ev.type === "warning") channel.stderr.write(`shed: warning: ${ev.message}\r\n`);
 }
