@@ -32,6 +32,13 @@ export interface ExecProcess {
 
 export interface GuestExec {
   exec(spec: ExecSpec): Promise<ExecProcess>;
+  /**
+   * Where a guest file can be read directly on this host, if the backend keeps
+   * it in storage the server can read (Docker: a volume); undefined otherwise.
+   * Only an optimization: hook output is then read from its log file instead
+   * of being relayed through exec (see guest/hook-runner.ts).
+   */
+  hostPath?(guestPath: string): Promise<string | undefined>;
 }
 
 export interface CollectedRun {

@@ -1,7 +1,8 @@
 import type { HookName } from "../config/provision-file.js";
 import type { HookStatus } from "../core/types.js";
 import type { GuestExec } from "./exec.js";
-import { HOOK_RESULT_MARK, HOOK_SCRIPT } from "./hook-script.js";
+import { FileFollower } from "./file-follower.js";
+import { HOOK_RESULT_MARK, HOOK_SCRIPT, LOG_OPEN_MARK } from "./hook-script.js";
 import { forwardBytes, forwardText, TailBuffer } from "./lines.js";
 
 export const HOOK_LOG_DIR = "/var/log/shed";
@@ -28,26 +29,47 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   const started_at = new Date().toISOString();
   const t0 = Date.now();
   const seconds = (Math.max(req.timeoutMs, 1) / 1000).toFixed(3);
+  // Where the backend keeps the log readable on this host, the server follows the file itself; else
+  // the hook script streams it over exec. Same bytes either way; the first skips the exec relay.
+  const hostLog = await guest.hostPath?.(log).catch(() => undefined);
   const proc = await guest.exec({
-    argv: ["bash", "-c", HOOK_SCRIPT, "shed-hook", req.hook, req.script, seconds, log, req.stateFile ?? ""],
+    argv: [
+      "bash",
+      "-c",
+      HOOK_SCRIPT,
+      "shed-hook",
+      req.hook,
+      req.script,
+      seconds,
+      log,
+      req.stateFile ?? "",
+      hostLog ? "host" : "exec",
+    ],
     cwd: "/workspace",
     env: req.env,
   });
   const tail = new TailBuffer(8000);
+  const onBytes = (b: Buffer) => {
+    tail.push(b);
+    req.onOutput(b);
+  };
   let stderr = "";
+  let follower: FileFollower | undefined;
   const onAbort = () => void proc.signal("SIGTERM");
   req.signal?.addEventListener("abort", onAbort, { once: true });
   // Guard against a guest that never ends the stream: the hook's limit plus the kill grace and some slack.
   const guard = setTimeout(() => void proc.signal("SIGKILL"), req.timeoutMs + 30_000);
-  const outDone = forwardBytes(proc.stdout, (b) => {
-    tail.push(b);
-    req.onOutput(b);
-  });
+  const outDone = forwardBytes(proc.stdout, onBytes);
   const errDone = forwardText(proc.stderr, (t) => {
     stderr += t;
+    // The script says when the new log exists (after keeping the old one as .1).
+    if (hostLog && !follower && stderr.includes(LOG_OPEN_MARK)) follower = new FileFollower(hostLog, onBytes);
   });
   const wrapperCode = await proc.exited;
   await Promise.all([outDone, errDone]);
+  await follower?.finish().catch((err: Error) => {
+    req.onOutput(Buffer.from(`[shed: could not read the log on the host (${err.message}); \`shed logs\` shows it]\n`));
+  });
   clearTimeout(guard);
   req.signal?.removeEventListener("abort", onAbort);
 
@@ -63,7 +85,12 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   }
   const mark = new RegExp(`^${HOOK_RESULT_MARK} (\\d+) (\\d+)$`, "m").exec(stderr);
   if (!mark) {
-    const why = stderr.trim().split("\n").filter(Boolean).at(-1) ?? `the hook runner exited with ${wrapperCode}`;
+    const why =
+      stderr
+        .trim()
+        .split("\n")
+        .filter((l) => l && l !== LOG_OPEN_MARK)
+        .at(-1) ?? `the hook runner exited with ${wrapperCode}`;
     return { ...base, state: "failed", exit_code: wrapperCode, duration_ms: Date.now() - t0, message: why };
   }
   const exit_code = Number(mark[1]);

@@ -12,19 +12,24 @@
  *   ignored the TERM and outlived it is SIGKILLed here after the same 5 s: a
  *   timed-out hook leaves no process behind (a hook that ends in time keeps
  *   its daemons). $3 always has three decimals: "2.000" is 2000 ms.
- * - Output goes to the log file, not to a pipe, and a cat loop streams it:
- *   when the hook's own process exits the hook is over, even if it left a
- *   daemon holding its stdout (pg_ctl start, redis-server &); the daemon keeps
- *   writing to the file and is never killed by SIGPIPE.
+ * - Output goes to the log file, not to a pipe: when the hook's own process
+ *   exits the hook is over, even if it left a daemon holding its stdout
+ *   (pg_ctl start, redis-server &); the daemon keeps writing to the file and
+ *   is never killed by SIGPIPE. $6 says who streams the log: "exec", a cat
+ *   loop here, onto this exec's stdout; "host", the server, which reads the
+ *   file where the backend keeps it (guest/hook-runner.ts): the script then
+ *   only says on stderr when the new log is there (`__SHED_LOG_OPEN__`).
  * - $5, when not empty, is the install state file: written (temp file, then
  *   rename) only when the hook exited 0, in the same exec, so "done" can never
  *   be recorded for a run that failed or was cut off.
  * - The last line on stderr is `__SHED_HOOK__ <exit code> <milliseconds>`.
  */
 export const HOOK_RESULT_MARK = "__SHED_HOOK__";
+export const LOG_OPEN_MARK = "__SHED_LOG_OPEN__";
+export type LogFollower = "exec" | "host";
 
 export const HOOK_SCRIPT = String.raw`set -u
-hook=$1 script=$2 limit=$3 log=$4 state=$5
+hook=$1 script=$2 limit=$3 log=$4 state=$5 follower=$6
 if [ -e "$log" ]; then mv -f -- "$log" "$log.1" || exit 70; fi
 : >"$log" || { echo "shed: cannot write $log" >&2; exit 70; }
 target=$(realpath -e -- "/workspace/$script" 2>/dev/null) || {
@@ -41,17 +46,25 @@ timeout --kill-after=5 "$limit" "$@" </dev/null >>"$log" 2>&1 &
 pid=$!
 # Stopped from outside (create's --timeout, a shutdown): take the hook's process group down too.
 trap 'kill -TERM -- "-$pid" 2>/dev/null' TERM
-# Stream the log: cat copies whatever is new (the shared read offset of fd 3
-# moves on), every 20 ms while the hook runs, and the rest once it has exited.
-exec 3<"$log"
-while kill -0 "$pid" 2>/dev/null; do
+if [ "$follower" = host ]; then
+  echo "${LOG_OPEN_MARK}" >&2
+  wait "$pid"
+  code=$?
+  # A trapped TERM interrupts wait; the hook is still being taken down: wait for its own status.
+  while kill -0 "$pid" 2>/dev/null; do wait "$pid"; code=$?; done
+else
+  # Stream the log: cat copies whatever is new (the shared read offset of fd 3
+  # moves on), every 20 ms while the hook runs, and the rest once it has exited.
+  exec 3<"$log"
+  while kill -0 "$pid" 2>/dev/null; do
+    cat <&3
+    sleep 0.02
+  done
   cat <&3
-  sleep 0.02
-done
-cat <&3
-exec 3<&-
-wait "$pid"
-code=$?
+  exec 3<&-
+  wait "$pid"
+  code=$?
+fi
 end=$(date +%s%N)
 ms=$(( (end - start) / 1000000 ))
 limit_ms=$(printf '%s' "$limit" | tr -d .)

@@ -10,7 +10,7 @@ export async function cleanupDocker(prefix = RUN_PREFIX): Promise<void> {
     containers.map((c) =>
       docker
         .getContainer(c.Id)
-        .remove({ force: true })
+        .remove({ force: true, v: true })
         .catch(() => {}),
     ),
   );
@@ -78,4 +78,21 @@ export async function dockerExec(
     stdout: Buffer.concat(out).toString(),
     stderr: Buffer.concat(err).toString(),
   };
+}
+
+/** The anonymous volume that holds a shed's hook logs (/var/log/shed), by its Docker name. */
+export async function logVolumeOf(name: string): Promise<string> {
+  const info = await docker.getContainer(`shed-${name}`).inspect();
+  const mount = info.Mounts.find((m) => m.Destination === "/var/log/shed");
+  if (!mount?.Name) throw new Error(`shed-${name} has no volume at /var/log/shed`);
+  return mount.Name;
+}
+
+export async function volumeNamed(volume: string): Promise<boolean> {
+  try {
+    await docker.getVolume(volume).inspect();
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,7 +3,15 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupDocker, containerExists, docker, dockerExec, volumeExists } from "../helpers/docker.js";
+import {
+  cleanupDocker,
+  containerExists,
+  docker,
+  dockerExec,
+  logVolumeOf,
+  volumeExists,
+  volumeNamed,
+} from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { parseSse, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -233,9 +241,10 @@ describe("stop and start (seed: Stop and Start Sequences)", () => {
 });
 
 describe("delete (seed: Delete Sequence)", () => {
-  it("removes container and volume", async () => {
+  it("removes container and volume, and the volume of its hook logs", async () => {
     const name = uniqueName("delete");
     await createWithEvents({ name });
+    const logs = await logVolumeOf(name);
     const res = await server.api("DELETE", `/api/sheds/${name}`, undefined, { accept: "text/event-stream" });
     const events = parseSse(res.body);
     expect(events.filter((e) => e.type === "step").map((e) => e.step)).toEqual([
@@ -246,6 +255,7 @@ describe("delete (seed: Delete Sequence)", () => {
     ]);
     expect(await containerExists(name)).toBe(false);
     expect(await volumeExists(name)).toBe(false);
+    expect(await volumeNamed(logs)).toBe(false);
     expect((await server.api("GET", `/api/sheds/${name}`)).body.error.code).toBe("SHED_NOT_FOUND");
   });
 
@@ -253,10 +263,12 @@ describe("delete (seed: Delete Sequence)", () => {
     const name = uniqueName("keep");
     await createWithEvents({ name });
     await dockerExec(name, ["sh", "-c", "echo precious > /workspace/work.txt"]);
+    const logs = await logVolumeOf(name);
     const res = await server.api("DELETE", `/api/sheds/${name}?keep_volume=true`);
     expect(res.status).toBe(204);
     expect(await containerExists(name)).toBe(false);
     expect(await volumeExists(name)).toBe(true);
+    expect(await volumeNamed(logs)).toBe(false);
 
     const events = await createWithEvents({ name, repo: "https://127.0.0.1:9/never-cloned.git" });
     expect(events.find((e) => e.type === "step_end" && e.step === "storage").message).toMatch(/reusing/);

@@ -40,6 +40,15 @@ describe("output lines marked with their step", () => {
     expect(out).toBe("  [install] größer ✓ 数据\n  [install] zwei\n");
   });
 
+  it("marks every line of a chunk of any size, held line included", () => {
+    const p = marker();
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i} ${"x".repeat(i % 50)}`);
+    const text = lines.join("\n");
+    expect(p.push("startup_hook", "held ")).toBe("");
+    const out = p.push("startup_hook", text) + p.end("startup_hook");
+    expect(out).toBe(`  [startup] held ${lines.map((l) => `${l}\n`).join("  [startup] ")}`);
+  });
+
   it("shows a line that never ends in pieces instead of holding it without bound", () => {
     const p = marker();
     const chunk = "x".repeat(40_000);

@@ -3,6 +3,7 @@ import { ShedError } from "../../core/errors.js";
 import { type Shed, type ShedStatus, shedBaseEnv, WORKSPACE } from "../../core/types.js";
 import { stagingPath } from "../../guest/credentials.js";
 import type { GuestExec } from "../../guest/exec.js";
+import { HOOK_LOG_DIR } from "../../guest/hook-runner.js";
 import type { Backend, CreateSpec, RemoveOptions, StorageResult } from "../backend.js";
 import { CAPABILITIES } from "../capabilities.js";
 import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
@@ -74,6 +75,9 @@ export class DockerBackend implements Backend {
             ? { Type: "bind", Source: c.source, Target: c.target, ReadOnly: c.readonly }
             : { Type: "bind", Source: c.source, Target: stagingPath(c), ReadOnly: true },
       ),
+      // The hook logs live in a volume of their own (anonymous: it goes with the container), which
+      // the server can read on the engine's host: hook output is read from there, not relayed by exec.
+      { Type: "volume", Source: "", Target: HOOK_LOG_DIR },
     ];
     const labels: Record<string, string> = {
       [LABEL.managed]: "true",
@@ -143,7 +147,8 @@ export class DockerBackend implements Backend {
 
   async remove(name: string, opts: RemoveOptions): Promise<void> {
     try {
-      await this.docker.getContainer(containerName(name)).remove({ force: true });
+      // v: the anonymous hook-log volume goes with the container; named volumes (the workspace) never do.
+      await this.docker.getContainer(containerName(name)).remove({ force: true, v: true });
     } catch (err) {
       if (dockerStatus(err) !== 404) throw backendError(`remove container ${containerName(name)}`, err);
     }

@@ -1,4 +1,6 @@
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readFile } from "node:fs/promises";
+import { posix } from "node:path";
 import { type Duplex, PassThrough, Writable } from "node:stream";
 import type Docker from "dockerode";
 import { GUEST_USER } from "../../core/types.js";
@@ -73,6 +75,28 @@ export class DockerGuestExec implements GuestExec {
         await this.signalExec(exec, signal);
       },
     };
+  }
+
+  /**
+   * A guest path inside a volume maps to the volume's mount point on the
+   * engine's host. That is readable here when the server runs on the engine's
+   * host with the rights to read it (as root, usually); otherwise undefined.
+   */
+  async hostPath(guestPath: string): Promise<string | undefined> {
+    const info = await this.docker
+      .getContainer(this.container)
+      .inspect()
+      .catch(() => undefined);
+    const mount = info?.Mounts.find(
+      (m) => m.Type === "volume" && m.Source && !posix.relative(m.Destination, guestPath).startsWith(".."),
+    );
+    if (!mount) return undefined;
+    try {
+      await access(mount.Source, constants.R_OK | constants.X_OK);
+    } catch {
+      return undefined;
+    }
+    return posix.join(mount.Source, posix.relative(mount.Destination, guestPath));
   }
 
   /**

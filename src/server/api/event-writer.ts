@@ -133,7 +133,10 @@ export class EventWriter {
     if (!n) return;
     this.skipped.delete(step);
     const note = `[shed: ${n} bytes of output not shown here (the client read too slowly); the log has all of it]`;
-    if (this.format !== "lines") return this.write({ type: "output", step, stream: "stderr", text: `\n${note}\n` });
+    if (this.format !== "lines") {
+      this.write({ type: "output", step, stream: "stderr", text: `\n${note}\n` });
+      return;
+    }
     // The line that was cut short ends here; the note is a line of its own.
     const marked = Buffer.from(`${LinePrefixer.label(step)}${note}\n`);
     this.write({ type: "printed", bytes: Buffer.concat([this.lines.end(step), marked]) });
