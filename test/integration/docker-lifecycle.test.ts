@@ -320,7 +320,8 @@ describe("Docker is the source of truth", () => {
     expect((await server.api("GET", `/api/sheds/${name}`)).body.status).toBe("stopped");
     const listed = (await server.api("GET", "/api/sheds")).body.sheds.find((s: any) => s.name === name);
     expect(listed.status).toBe("stopped");
-    await docker.getContainer(`shed-${name}`).remove({ force: true });
+    // As `docker rm -v` would (the -v takes the anonymous hook-log volume along).
+    await docker.getContainer(`shed-${name}`).remove({ force: true, v: true });
     const gone = await server.api("GET", `/api/sheds/${name}`);
     expect(gone.status).toBe(404);
     expect(gone.body.error.code).toBe("SHED_NOT_FOUND");
