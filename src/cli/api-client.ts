@@ -43,14 +43,16 @@ export class ApiClient {
 
   /**
    * Runs a lifecycle operation, passing each progress event to `onEvent`; resolves with the final event.
-   * With `onPrinted`, the server sends output as lines ready to print instead of output events.
+   * With `onPrinted`, the server sends output as lines ready to print instead of output events; when
+   * it returns a promise, reading pauses until it settles (so a slow terminal holds the server back,
+   * which then leaves out what it cannot send, instead of this process buffering without bound).
    */
   async operation(
     method: string,
     path: string,
     body: unknown,
     onEvent: ProgressSink,
-    onPrinted?: (bytes: Buffer) => void,
+    onPrinted?: (bytes: Buffer) => Promise<void> | undefined,
   ): Promise<ProgressEvent | undefined> {
     // node:http and compact frames rather than fetch and SSE: hook output can be hundreds of megabytes.
     const res = await this.request(method, path, body, onPrinted !== undefined);
@@ -71,8 +73,13 @@ export class ApiClient {
       res.on("data", (chunk: Buffer) => {
         try {
           for (const ev of decoder.push(chunk)) {
-            if (ev.type === "printed") onPrinted?.(ev.bytes);
-            else if (ev.type === "error") {
+            if (ev.type === "printed") {
+              const behind = onPrinted?.(ev.bytes);
+              if (behind && !res.isPaused()) {
+                res.pause();
+                void behind.then(() => res.resume());
+              }
+            } else if (ev.type === "error") {
               throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
             } else {
               onEvent(ev);

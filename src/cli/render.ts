@@ -7,8 +7,11 @@ export interface Output {
   json: boolean;
   /** Progress goes to stderr so stdout stays for results. */
   progress(ev: ProgressEvent): void;
-  /** Output lines the server already marked with their step, ready to print. */
-  printed(bytes: Uint8Array): void;
+  /**
+   * Output lines the server already marked with their step, ready to print.
+   * Returns a promise when the terminal (or pipe) is behind: take no more until it settles.
+   */
+  printed(bytes: Uint8Array): Promise<void> | undefined;
   done(): void;
 }
 
@@ -35,10 +38,11 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
     const secs = ((Date.now() - current.started) / 1000).toFixed(0);
     stream.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${current.title} ${secs}s`);
   };
-  const printBlock = (text: string | Uint8Array) => {
+  const printBlock = (text: string | Uint8Array): Promise<void> | undefined => {
     clearLine();
-    stream.write(text);
+    const ok = stream.write(text);
     drawSpinner();
+    return ok ? undefined : new Promise((resolve) => stream.once("drain", resolve));
   };
   const printLine = (line: string) => printBlock(`${line}\n`);
 

@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { describe, expect, it } from "vitest";
+import { SHED_BIN } from "../helpers/cli.js";
 import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import { createLocal, hooksOf, useTestServer, waitFor, workspace } from "../helpers/provision.js";
+import { cliOk, createLocal, hooksOf, newCliUser, useTestServer, waitFor, workspace } from "../helpers/provision.js";
 import { parseSse, type TestServer } from "../helpers/server.js";
 
 /**
@@ -17,15 +19,18 @@ useTestServer((s) => {
 
 const BYTES = 160_000_000;
 
+function loudShed(label: string): Promise<string> {
+  const dir = workspace({
+    ".shed/provision.yaml": "hooks:\n  startup: loud.sh\n",
+    "loud.sh": { content: `#!/bin/sh\nyes 'loud hook output line ..........' | head -c ${BYTES}\n`, mode: 0o755 },
+  });
+  const name = uniqueName(label);
+  return createLocal(server, name, dir, { no_provision: true }).then(() => name);
+}
+
 describe("a client that reads too slowly", () => {
   it("gets a bounded stream with a note, the hook finishes, and the log is complete", async () => {
-    const dir = workspace({
-      ".shed/provision.yaml": "hooks:\n  startup: loud.sh\n",
-      "loud.sh": { content: `#!/bin/sh\nyes 'loud hook output line ..........' | head -c ${BYTES}\n`, mode: 0o755 },
-    });
-    const name = uniqueName("slow");
-    await createLocal(server, name, dir, { no_provision: true });
-
+    const name = await loudShed("slow");
     const chunks: Buffer[] = [];
     const done = new Promise<void>((resolve, reject) => {
       const req = request(
@@ -62,5 +67,31 @@ describe("a client that reads too slowly", () => {
     expect(events.at(-1).type).toBe("result");
     const size = await dockerExec(name, ["stat", "-c", "%s", "/var/log/shed/startup.log"]);
     expect(Number(size.stdout.trim())).toBe(BYTES);
+  });
+});
+
+describe("a terminal that cannot keep up with the CLI", () => {
+  it("holds the CLI back, so the server leaves output out with a note instead of the CLI buffering it all", async () => {
+    const name = await loudShed("slowterm");
+    const cli = newCliUser();
+    await cliOk(cli, ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", "dev"]);
+    const child = spawn(SHED_BIN, ["provision", name, "--hook", "startup"], { env: cli.env, stdio: "pipe" });
+    child.stdout.resume();
+    // The terminal takes nothing until the hook has finished in the shed.
+    child.stderr.pause();
+    await waitFor(
+      "the startup hook to finish",
+      async () => (await hooksOf(server, name)).startup.state === "succeeded",
+      120_000,
+    );
+    const err: Buffer[] = [];
+    child.stderr.on("data", (c: Buffer) => err.push(c));
+    child.stderr.resume();
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const printed = Buffer.concat(err).toString("utf8");
+    expect(code).toBe(0);
+    expect(printed).toMatch(/\[shed: \d+ bytes of output not shown here \(the client read too slowly\)/);
+    expect(Buffer.byteLength(printed)).toBeLessThan(BYTES);
+    expect(printed).toContain("  [startup] loud hook output line");
   });
 });
