@@ -13,9 +13,20 @@ set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?
 set -e
+# A test that did not run because its file failed (a beforeAll, an import) counts as failed, never as skipped.
 node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-const skipped = r.numPendingTests + r.numTodoTests;
-console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+let passed = 0, failed = 0, skipped = 0;
+for (const file of r.testResults) {
+  const fileFailed = file.status === "failed";
+  if (fileFailed && file.assertionResults.length === 0) failed++;
+  for (const t of file.assertionResults) {
+    if (t.status === "passed") passed++;
+    else if (t.status === "failed" || fileFailed) failed++;
+    else skipped++;
+  }
+}
+if (skipped) console.log(`(${skipped} skipped on purpose)`);
+console.log(`${passed} passed, ${failed} failed`);
 ' "$report" || echo "0 passed, 1 failed"
 exit $status
