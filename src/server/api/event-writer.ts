@@ -10,6 +10,7 @@ export type EventFormat = "sse" | "frames" | "lines";
 const OUTPUT_FLUSH_BYTES = 1 << 20;
 const OUTPUT_FLUSH_MS = 20;
 const STREAMS = ["stdout", "stderr"] as const;
+const decoderKey = (step: string, stream: string) => `${step}\0${stream}`;
 /**
  * A client that reads slower than a hook prints must not grow the server's
  * memory without bound: past this much unsent data, output is left out of the
@@ -111,7 +112,7 @@ export class EventWriter {
   }
 
   private decoder(step: string, stream: string): StringDecoder {
-    const key = `${step}\0${stream}`;
+    const key = decoderKey(step, stream);
     let d = this.decoders.get(key);
     if (!d) {
       d = new StringDecoder("utf8");
@@ -122,7 +123,7 @@ export class EventWriter {
 
   /** What a step's decoder still holds (an incomplete character at the very end), as text. */
   private endDecoder(step: string, stream: string): string {
-    const key = `${step}\0${stream}`;
+    const key = decoderKey(step, stream);
     const rest = this.decoders.get(key)?.end() ?? "";
     this.decoders.delete(key);
     return rest;
