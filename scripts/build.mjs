@@ -1,12 +1,12 @@
 // Bundles the two programs into dist/ (one file each, fast start-up).
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 const common = {
   bundle: true,
   platform: "node",
-  format: "esm",
   target: "node20",
   sourcemap: "linked",
   logLevel: "warning",
@@ -14,19 +14,49 @@ const common = {
   // ssh2's optional native helpers; it falls back to pure JS without them.
   external: ["cpu-features", "*.node"],
   minify: true,
-  banner: {
-    js: [
-      "import { createRequire as __shedCreateRequire } from 'node:module';",
-      "import { dirname as __shedDirname } from 'node:path';",
-      "import { fileURLToPath as __shedFileURLToPath } from 'node:url';",
-      "const require = __shedCreateRequire(import.meta.url);",
-      "const __filename = __shedFileURLToPath(import.meta.url);",
-      "const __dirname = __shedDirname(__filename);",
-    ].join(" "),
-  },
 };
+
+// Outputs of earlier layouts and caches of earlier builds.
+for (const f of readdirSync("dist", { withFileTypes: true })) {
+  if (/^shed(\.mjs|-main\.[0-9a-f]+\.cache)/.test(f.name)) rmSync(`dist/${f.name}`, { force: true });
+}
+
 await Promise.all([
-  build({ ...common, entryPoints: ["src/cli/main.ts"], outfile: "dist/shed.mjs" }),
-  build({ ...common, entryPoints: ["src/server/main.ts"], outfile: "dist/shed-server.mjs" }),
+  // The CLI is CommonJS so that dist/shed.cjs (src/cli/boot.ts) can run it from V8's code cache.
+  build({
+    ...common,
+    format: "cjs",
+    entryPoints: ["src/cli/main.ts"],
+    outfile: "dist/shed-main.cjs",
+    // import() would need a module loader that vm.Script (boot.ts) does not have: make it require().
+    supported: { "dynamic-import": false },
+    define: { ...common.define, "import.meta.url": "__shedMetaUrl" },
+    banner: { js: 'var __shedMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  }),
+  build({
+    ...common,
+    format: "esm",
+    entryPoints: ["src/server/main.ts"],
+    outfile: "dist/shed-server.mjs",
+    banner: {
+      js: [
+        "import { createRequire as __shedCreateRequire } from 'node:module';",
+        "import { dirname as __shedDirname } from 'node:path';",
+        "import { fileURLToPath as __shedFileURLToPath } from 'node:url';",
+        "const require = __shedCreateRequire(import.meta.url);",
+        "const __filename = __shedFileURLToPath(import.meta.url);",
+        "const __dirname = __shedDirname(__filename);",
+      ].join(" "),
+    },
+  }),
 ]);
-console.log(`built dist/shed.mjs and dist/shed-server.mjs (shed ${version})`);
+const mainHash = createHash("sha256").update(readFileSync("dist/shed-main.cjs")).digest("hex").slice(0, 16);
+await build({
+  ...common,
+  format: "cjs",
+  sourcemap: false,
+  entryPoints: ["src/cli/boot.ts"],
+  outfile: "dist/shed.cjs",
+  define: { __SHED_MAIN_HASH__: JSON.stringify(mainHash) },
+});
+console.log(`built dist/shed.cjs and dist/shed-server.mjs (shed ${version})`);

@@ -31,9 +31,8 @@ program
     else process.stdout.write(`shed ${VERSION}\n`);
   });
 
-try {
-  await program.parseAsync();
-} catch (err) {
+// No top-level await: the bundle is CommonJS (see src/cli/boot.ts).
+program.parseAsync().catch((err: unknown) => {
   if (err instanceof CommanderError) {
     // commander printed its own message (usage errors, --help, --version).
     process.exitCode = err.exitCode === 0 ? 0 : 2;
@@ -43,4 +42,4 @@ try {
     process.stderr.write(formatError(e));
     process.exitCode = 1;
   }
-}
+});

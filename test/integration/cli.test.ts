@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -21,7 +22,7 @@ import { uniqueName } from "../helpers/names.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**
- * Black-box tests of the packaged CLI (bin/shed -> dist/shed.mjs, or straight
+ * Black-box tests of the packaged CLI (bin/shed -> dist/shed.cjs, or straight
  * to OpenSSH on the `shed exec` fast path) against real shed-servers on random
  * ports and the real Docker engine. Run `npm run build` first.
  */
@@ -164,7 +165,7 @@ let srv: TestServer;
 let user: CliUser;
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, "dist", "shed.mjs")) || !existsSync(join(REPO_ROOT, "dist", "shed-server.mjs"))) {
+  if (!existsSync(join(REPO_ROOT, "dist", "shed.cjs")) || !existsSync(join(REPO_ROOT, "dist", "shed-server.mjs"))) {
     throw new Error("dist/ is missing: run `npm run build` before these tests");
   }
   srv = await newServer();
@@ -571,6 +572,16 @@ describe("shed version", () => {
     const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
     expect((await ok(user, ["version"])).stdout).toBe(`shed ${version}\n`);
     expect(json(await ok(user, ["--json", "version"]))).toEqual({ version });
+  });
+
+  test("writes its code cache, named after the bundle it was made from", async () => {
+    await ok(user, ["version"]);
+    const caches = readdirSync(join(REPO_ROOT, "dist")).filter((f) => f.endsWith(".cache"));
+    const hash = createHash("sha256")
+      .update(readFileSync(join(REPO_ROOT, "dist", "shed-main.cjs")))
+      .digest("hex");
+    expect(caches).toEqual([`shed-main.${hash.slice(0, 16)}.cache`]);
+    expect(statSync(join(REPO_ROOT, "dist", caches[0] as string)).size).toBeGreaterThan(10_000);
   });
 });
 

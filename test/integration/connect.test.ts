@@ -65,7 +65,7 @@ async function counter(shed: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, "dist", "shed.mjs"))) {
+  if (!existsSync(join(REPO_ROOT, "dist", "shed.cjs"))) {
     throw new Error("dist/ is missing: run `npm run build` before these tests");
   }
   srv = await startTestServer();

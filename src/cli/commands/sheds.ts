@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "@commander-js/extra-typings";
 import type { CreateShedRequest } from "../../core/api-types.js";
@@ -52,7 +53,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       const req: CreateShedRequest = { name };
       if (opts.backend) req.backend = opts.backend as BackendName;
       if (opts.image) req.image = opts.image;
-      if (opts.localDir) req.local_dir = (await import("node:path")).resolve(opts.localDir);
+      if (opts.localDir) req.local_dir = resolve(opts.localDir);
       if (opts.provision === false) req.no_provision = true;
       if (opts.timeout) req.timeout = opts.timeout;
       if (opts.repo) {
