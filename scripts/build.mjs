@@ -1,6 +1,6 @@
 // Bundles the two programs into dist/ (one file each, fast start-up).
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
@@ -16,7 +16,8 @@ const common = {
   minify: true,
 };
 
-// Outputs of earlier layouts and caches of earlier builds.
+// Outputs of earlier layouts and caches of earlier builds (a fresh clone has no dist/ yet).
+mkdirSync("dist", { recursive: true });
 for (const f of readdirSync("dist", { withFileTypes: true })) {
   if (/^shed(\.mjs|-main\.[0-9a-f]+\.cache)/.test(f.name)) rmSync(`dist/${f.name}`, { force: true });
 }

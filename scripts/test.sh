@@ -4,12 +4,15 @@
 # real engine and the real OpenSSH client, and ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A step before the tests that fails (setup, build, types, lint) still ends with the summary line.
+trap 'echo "0 passed, 1 failed"' ERR
 bash scripts/setup.sh
 npm run --silent build
 npx tsc --noEmit
 npx biome check src test bench scripts
 report=$(mktemp /tmp/shed-vitest.XXXXXX.json)
 set +e
+trap - ERR
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?
 set -e

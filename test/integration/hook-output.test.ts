@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DockerGuestExec } from "../../src/backends/docker/docker-exec.js";
+import type { HookName } from "../../src/config/provision-file.js";
 import type { GuestExec } from "../../src/guest/exec.js";
 import { hookLogPath, runHook } from "../../src/guest/hook-runner.js";
 import { docker } from "../helpers/docker.js";
@@ -45,18 +46,17 @@ const modes: [string, () => GuestExec][] = [
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
+/** Runs a hook script of the test's workspace and collects what the server got of its output. */
+async function hook(guest: GuestExec, hook: HookName, script: string, timeoutMs = 60_000) {
+  const chunks: Buffer[] = [];
+  const run = await runHook(guest, { hook, script, timeoutMs, env: {}, onOutput: (b) => chunks.push(Buffer.from(b)) });
+  return { run, output: Buffer.concat(chunks) };
+}
+
 describe.each(modes)("hook output when %s", (_mode, guestOf) => {
   it("reaches the server byte for byte as the log holds it", async () => {
-    const chunks: Buffer[] = [];
-    const run = await runHook(guestOf(), {
-      hook: "startup",
-      script: "print.sh",
-      timeoutMs: 60_000,
-      env: {},
-      onOutput: (b) => chunks.push(Buffer.from(b)),
-    });
+    const { run, output: streamed } = await hook(guestOf(), "startup", "print.sh");
     expect(run).toMatchObject({ state: "succeeded", exit_code: 0 });
-    const streamed = Buffer.concat(chunks);
     const log = await guestFile(name, hookLogPath("startup"));
     expect(streamed.length).toBe(Buffer.byteLength(log ?? ""));
     expect(sha(streamed)).toBe(sha(log ?? ""));
@@ -66,30 +66,16 @@ describe.each(modes)("hook output when %s", (_mode, guestOf) => {
   });
 
   it("ends when the hook's process ends, though a daemon it left holds its output", async () => {
-    const chunks: Buffer[] = [];
-    const run = await runHook(guestOf(), {
-      hook: "install",
-      script: "daemon.sh",
-      timeoutMs: 60_000,
-      env: {},
-      onOutput: (b) => chunks.push(Buffer.from(b)),
-    });
+    const { run, output } = await hook(guestOf(), "install", "daemon.sh");
     expect(run).toMatchObject({ state: "succeeded", exit_code: 0 });
-    expect(Buffer.concat(chunks).toString()).toMatch(/^started\n/);
+    expect(output.toString()).toMatch(/^started\n/);
     expect((await processes(name)).some((p) => p.includes("while sleep 0.2"))).toBe(true);
   });
 
   it("a hook past its limit is killed with its process tree, and what it printed is kept", async () => {
-    const chunks: Buffer[] = [];
-    const run = await runHook(guestOf(), {
-      hook: "shutdown",
-      script: "hang.sh",
-      timeoutMs: 1500,
-      env: {},
-      onOutput: (b) => chunks.push(Buffer.from(b)),
-    });
+    const { run, output } = await hook(guestOf(), "shutdown", "hang.sh", 1500);
     expect(run).toMatchObject({ state: "timed_out", tail: ["hanging"] });
-    expect(Buffer.concat(chunks).toString()).toBe("hanging\n");
+    expect(output.toString()).toBe("hanging\n");
     expect((await processes(name)).filter((p) => p.includes("sleep 1000"))).toEqual([]);
   });
 });
