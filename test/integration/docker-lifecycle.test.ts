@@ -245,6 +245,10 @@ describe("delete (seed: Delete Sequence)", () => {
     const name = uniqueName("delete");
     await createWithEvents({ name });
     const logs = await logVolumeOf(name);
+    expect((await docker.getVolume(logs).inspect()).Labels).toMatchObject({
+      "dev.shed.name": name,
+      "dev.shed.role": "hook-logs",
+    });
     const res = await server.api("DELETE", `/api/sheds/${name}`, undefined, { accept: "text/event-stream" });
     const events = parseSse(res.body);
     expect(events.filter((e) => e.type === "step").map((e) => e.step)).toEqual([

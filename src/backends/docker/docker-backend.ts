@@ -77,7 +77,17 @@ export class DockerBackend implements Backend {
       ),
       // The hook logs live in a volume of their own (anonymous: it goes with the container), which
       // the server can read on the engine's host: hook output is read from there, not relayed by exec.
-      { Type: "volume", Source: "", Target: HOOK_LOG_DIR },
+      {
+        Type: "volume",
+        Source: "",
+        Target: HOOK_LOG_DIR,
+        // Labelled, so a log volume left by a container removed without -v says whose it was.
+        VolumeOptions: {
+          NoCopy: false,
+          Labels: { [LABEL.managed]: "true", [LABEL.name]: spec.name, [LABEL.role]: "hook-logs" },
+          DriverConfig: { Name: "local", Options: {} },
+        },
+      },
     ];
     const labels: Record<string, string> = {
       [LABEL.managed]: "true",

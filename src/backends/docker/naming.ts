@@ -7,6 +7,8 @@ export const LABEL = {
   createdAt: "dev.shed.created-at",
   repo: "dev.shed.repo",
   localDir: "dev.shed.local-dir",
+  /** On volumes other than the workspace: what the volume holds. */
+  role: "dev.shed.role",
 } as const;
 
 export const containerName = (name: string): string => `shed-${name}`;
