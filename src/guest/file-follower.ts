@@ -8,8 +8,9 @@ const POLL_MS = 20;
 /**
  * Follows a growing file on this host, as `tail -f` does, passing each new
  * piece to `onBytes` as it is written: for a hook's log when the backend keeps
- * it where the server can read it. `finish()` reads what is left and stops;
- * call it once the writer is done.
+ * it where the server can read it. `finish()` reads up to where the file
+ * ends at that moment and stops; call it once the writer is done (what a
+ * daemon the hook left behind writes later belongs to the log, not to the run).
  */
 export class FileFollower {
   private finishing = false;
@@ -22,7 +23,7 @@ export class FileFollower {
     this.done.catch(() => {});
   }
 
-  /** Reads to the end of the file and stops; rejects if the file could not be read. */
+  /** Reads to where the file ends now, and stops; rejects if the file could not be read. */
   finish(): Promise<void> {
     this.finishing = true;
     this.wake?.();
@@ -32,16 +33,21 @@ export class FileFollower {
   private async follow(path: string, onBytes: (bytes: Buffer) => void): Promise<void> {
     const file = await open(path, "r");
     try {
+      let pos = 0;
+      /** Once finishing: the file's size then. Reading stops there, though a daemon the hook left may write on. */
+      let end = Number.POSITIVE_INFINITY;
       for (;;) {
-        // Read the flag before reading: what was written before finish() is then read to the end.
-        const last = this.finishing;
-        const buf = Buffer.allocUnsafe(READ_BYTES);
-        const { bytesRead } = await file.read(buf, 0, READ_BYTES, null);
+        if (this.finishing && end === Number.POSITIVE_INFINITY) end = (await file.stat()).size;
+        const want = Math.min(READ_BYTES, end - pos);
+        if (want <= 0) return;
+        const buf = Buffer.allocUnsafe(want);
+        const { bytesRead } = await file.read(buf, 0, want, pos);
+        pos += bytesRead;
         if (bytesRead > 0) {
-          onBytes(bytesRead < READ_BYTES / 4 ? Buffer.from(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead));
+          onBytes(bytesRead < want / 4 ? Buffer.from(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead));
           continue;
         }
-        if (last) return;
+        if (end !== Number.POSITIVE_INFINITY) return;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, POLL_MS);
           this.wake = () => {

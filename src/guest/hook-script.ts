@@ -15,7 +15,7 @@
  * - Output goes to the log file, not to a pipe: when the hook's own process
  *   exits the hook is over, even if it left a daemon holding its stdout
  *   (pg_ctl start, redis-server &); the daemon keeps writing to the file and
- *   is never killed by SIGPIPE. $6 says who streams the log: "exec", a cat
+ *   is never killed by SIGPIPE. $6 says who streams the log: "exec", a copy
  *   loop here, onto this exec's stdout; "host", the server, which reads the
  *   file where the backend keeps it (guest/hook-runner.ts): the script then
  *   only says on stderr when the new log is there (`__SHED_LOG_OPEN__`).
@@ -53,14 +53,21 @@ if [ "$follower" = host ]; then
   # A trapped TERM interrupts wait; the hook is still being taken down: wait for its own status.
   while kill -0 "$pid" 2>/dev/null; do wait "$pid"; code=$?; done
 else
-  # Stream the log: cat copies whatever is new (the shared read offset of fd 3
-  # moves on), every 20 ms while the hook runs, and the rest once it has exited.
+  # Stream the log: every 20 ms while the hook runs, and once more when it has
+  # exited, copy what is new, up to where the log ends at that moment (fd 3's
+  # read offset moves on; a daemon writing faster than we copy can't hold us).
   exec 3<"$log"
+  drain() {
+    local size pos=0 k v
+    size=$(stat -c %s -- "$log") || return 0
+    while read -r k v; do [ "$k" = pos: ] && pos=$v; done <"/proc/$$/fdinfo/3"
+    if [ "$size" -gt "$pos" ]; then head -c "$((size - pos))" <&3; fi
+  }
   while kill -0 "$pid" 2>/dev/null; do
-    cat <&3
+    drain
     sleep 0.02
   done
-  cat <&3
+  drain
   exec 3<&-
   wait "$pid"
   code=$?
