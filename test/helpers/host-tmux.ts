@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tempDir } from "./provision.js";
+import { tempDir } from "./cli.js";
 
 /** Runs argv without blocking the event loop (a test server in this process must keep answering). */
 export function runProcess(

@@ -1,22 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import { type CliResult, CliUser } from "./cli.js";
+import { removeTempDirs, tempDir } from "./cli.js";
 import { cleanupDocker, dockerExec } from "./docker.js";
 import { parseSse, startTestServer, type TestServer } from "./server.js";
 
 /** Helpers for the provisioning tests: local_dir workspaces, operations as event lists, processes in a shed. */
-
-const tempDirs: string[] = [];
-const runtimeDirs: string[] = [];
-
-export function tempDir(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `shed-test-${label}-`));
-  tempDirs.push(dir);
-  return dir;
-}
 
 /** A file's text, or a symlink to `link` (a path as the shed sees it), or text with a mode. */
 export type FileSpec = string | { link: string } | { content: string; mode: number };
@@ -113,47 +103,6 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/**
- * A CLI user with its own runtime dir for its multiplexed SSH masters, so they
- * can be closed at the end (a test server's close() waits for open SSH
- * connections).
- */
-export function newCliUser(): CliUser {
-  const runtimeDir = tempDir("rt");
-  runtimeDirs.push(runtimeDir);
-  const cli = new CliUser({ XDG_RUNTIME_DIR: runtimeDir });
-  tempDirs.push(cli.dir);
-  return cli;
-}
-
-export function closeAllMasters(): void {
-  const uid = typeof process.getuid === "function" ? process.getuid() : 0;
-  for (const runtimeDir of runtimeDirs) {
-    const dir = join(runtimeDir, `shed-ssh-${uid}`);
-    if (!existsSync(dir)) continue;
-    for (const entry of readdirSync(dir)) {
-      const socket = join(dir, entry);
-      if (!statSync(socket).isSocket()) continue;
-      spawnSync("ssh", ["-o", `ControlPath=${socket}`, "-O", "exit", "shed-test-master"], { stdio: "ignore" });
-    }
-  }
-}
-
-export function removeTempDirs(): void {
-  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
-export function show(res: CliResult): string {
-  return `exit ${res.code}\nstdout:\n${res.stdout}\nstderr:\n${res.stderr}`;
-}
-
-/** Runs the CLI and expects exit 0. */
-export async function cliOk(cli: CliUser, args: string[]): Promise<CliResult> {
-  const res = await cli.run(args);
-  if (res.code !== 0) throw new Error(`shed ${args.join(" ")} failed\n${show(res)}`);
-  return res;
 }
 
 /**

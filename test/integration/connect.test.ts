@@ -1,20 +1,21 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { type CliResult, type CliUser, SHED_BIN } from "../helpers/cli.js";
+import {
+  type CliResult,
+  type CliUser,
+  cliOk,
+  closeAllMasters,
+  newCliUser,
+  removeTempDirs,
+  SHED_BIN,
+  show,
+  tempDir,
+} from "../helpers/cli.js";
 import { cleanupDocker, dockerExec } from "../helpers/docker.js";
 import { HostTmux, runProcess } from "../helpers/host-tmux.js";
 import { uniqueName } from "../helpers/names.js";
-import {
-  cliOk,
-  closeAllMasters,
-  guestFile,
-  newCliUser,
-  removeTempDirs,
-  show,
-  tempDir,
-  waitFor,
-} from "../helpers/provision.js";
+import { guestFile, waitFor } from "../helpers/provision.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**

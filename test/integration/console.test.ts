@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliOk, closeAllMasters, newCliUser, removeTempDirs } from "../helpers/cli.js";
 import { cleanupDocker } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import { cliOk, closeAllMasters, newCliUser, removeTempDirs } from "../helpers/provision.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /** `shed console NAME`: a login shell in the shed through the real OpenSSH client. */

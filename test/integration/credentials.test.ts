@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KNOWN_HOSTS } from "../../src/guest/known-hosts.js";
+import { removeTempDirs, tempDir } from "../helpers/cli.js";
 import { cleanupDocker, docker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
@@ -11,10 +12,8 @@ import {
   guestFile,
   op,
   outputOf,
-  removeTempDirs,
   resultOf,
   stepEnd,
-  tempDir,
   warningsOf,
   workspace,
 } from "../helpers/provision.js";

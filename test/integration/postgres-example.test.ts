@@ -3,19 +3,10 @@ import { cpSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CliUser } from "../helpers/cli.js";
+import { cliOk, closeAllMasters, newCliUser, removeTempDirs, show, tempDir } from "../helpers/cli.js";
 import { cleanupDocker, docker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import {
-  cliOk,
-  closeAllMasters,
-  getShed,
-  guestFile,
-  hooksOf,
-  newCliUser,
-  removeTempDirs,
-  show,
-  tempDir,
-} from "../helpers/provision.js";
+import { getShed, guestFile, hooksOf } from "../helpers/provision.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**

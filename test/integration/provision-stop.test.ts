@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeTempDirs } from "../helpers/cli.js";
 import { cleanupDocker, containerExists, docker } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
@@ -10,7 +11,6 @@ import {
   hooksOf,
   op,
   outputOf,
-  removeTempDirs,
   resultOf,
   stepEnd,
   warningsOf,

@@ -3,19 +3,16 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CliUser } from "../helpers/cli.js";
+import { cliOk, closeAllMasters, newCliUser, removeTempDirs } from "../helpers/cli.js";
 import { cleanupDocker, docker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
-  cliOk,
-  closeAllMasters,
   createLocal,
   getShed,
   guestFile,
   hooksOf,
-  newCliUser,
   op,
   outputOf,
-  removeTempDirs,
   resultOf,
   stepEnd,
   workspace,

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { describe, expect, it } from "vitest";
-import { SHED_BIN } from "../helpers/cli.js";
+import { cliOk, newCliUser, SHED_BIN } from "../helpers/cli.js";
 import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import { cliOk, createLocal, hooksOf, newCliUser, useTestServer, waitFor, workspace } from "../helpers/provision.js";
+import { createLocal, hooksOf, useTestServer, waitFor, workspace } from "../helpers/provision.js";
 import { parseSse, type TestServer } from "../helpers/server.js";
 
 /**

@@ -3,9 +3,10 @@ import { chmodSync, existsSync, mkdirSync, symlinkSync, utimesSync, writeFileSyn
 import { dirname, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { CliResult, CliUser } from "../helpers/cli.js";
+import { cliOk, closeAllMasters, newCliUser, removeTempDirs, show } from "../helpers/cli.js";
 import { cleanupDocker, containerExists, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import { cliOk, closeAllMasters, guestFile, newCliUser, removeTempDirs, show } from "../helpers/provision.js";
+import { guestFile } from "../helpers/provision.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**

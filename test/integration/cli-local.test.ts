@@ -1,0 +1,84 @@
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { type CliUser, cliOk, json, newCliUser, REPO_ROOT } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
+import { freePort, stopProcess } from "../helpers/host.js";
+
+/**
+ * The CLI itself: its version, its code cache, and the local server it starts on demand (bin/shed -> dist/shed.cjs, or straight
+ * to OpenSSH on the `shed exec` fast path) against real shed-servers on random
+ * ports and the real Docker engine. Run `npm run build` first.
+ */
+
+/** A user with a test server added as `dev`, the default. */
+let user: CliUser;
+useCliServer((_server, cli) => {
+  user = cli;
+});
+
+const localServerPids: number[] = [];
+afterAll(async () => {
+  for (const pid of localServerPids) await stopProcess(pid).catch(() => {});
+});
+
+describe("shed version", () => {
+  test("prints the version", async () => {
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
+    expect((await cliOk(user, ["version"])).stdout).toBe(`shed ${version}\n`);
+    expect(json(await cliOk(user, ["--json", "version"]))).toEqual({ version });
+  });
+
+  test("writes its code cache, named after the bundle it was made from", async () => {
+    await cliOk(user, ["version"]);
+    const caches = readdirSync(join(REPO_ROOT, "dist")).filter((f) => f.endsWith(".cache"));
+    const hash = createHash("sha256")
+      .update(readFileSync(join(REPO_ROOT, "dist", "shed-main.cjs")))
+      .digest("hex");
+    expect(caches).toEqual([`shed-main.${hash.slice(0, 16)}.cache`]);
+    expect(statSync(join(REPO_ROOT, "dist", caches[0] as string)).size).toBeGreaterThan(10_000);
+  });
+});
+
+describe("local server on demand", () => {
+  test("with no server configured, shed list starts a local shed-server in the background and uses it", async () => {
+    const [httpPort, sshPort] = [await freePort(), await freePort()];
+    const u = newCliUser({ SHED_LOCAL_HTTP_PORT: String(httpPort), SHED_LOCAL_SSH_PORT: String(sshPort) });
+    writeFileSync(u.configFile, "");
+    const pidFile = join(u.dir, "local-server.pid");
+    try {
+      const first = await cliOk(u, ["list"]);
+      expect(first.stderr).toContain("starting a local shed-server");
+      expect(existsSync(pidFile)).toBe(true);
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      localServerPids.push(pid);
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      expect(cmdline).toContain(join(REPO_ROOT, "dist", "shed-server.mjs"));
+
+      const info = await (await fetch(`http://127.0.0.1:${httpPort}/api/info`)).json();
+      expect(info).toMatchObject({ name: "local", http_port: httpPort, ssh_port: sshPort });
+      const cfg = parseYaml(readFileSync(u.configFile, "utf8"));
+      expect(cfg.default_server).toBe("local");
+      expect(cfg.servers.local).toEqual({
+        host: "127.0.0.1",
+        http_port: httpPort,
+        ssh_port: sshPort,
+        host_key: info.ssh_host_key,
+      });
+
+      // The second time it is already there.
+      const second = await cliOk(u, ["--json", "list"]);
+      expect(second.stderr).not.toContain("starting");
+      expect(Array.isArray(json(second).sheds)).toBe(true);
+    } finally {
+      if (existsSync(pidFile)) await stopProcess(Number(readFileSync(pidFile, "utf8").trim()));
+    }
+    const after = await fetch(`http://127.0.0.1:${httpPort}/api/info`).then(
+      () => "answered",
+      () => "refused",
+    );
+    expect(after).toBe("refused");
+  });
+});
