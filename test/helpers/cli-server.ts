@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import { type CliUser, cliOk, closeAllMasters, newCliUser, REPO_ROOT, removeAtEnd, removeTempDirs } from "./cli.js";
+import { type CliUser, cliOk, closeAllMasters, newCliUser, REPO_ROOT, removeTempDirs } from "./cli.js";
 import { cleanupDocker } from "./docker.js";
 import { startTestServer, type TestServer } from "./server.js";
 
@@ -9,11 +9,10 @@ import { startTestServer, type TestServer } from "./server.js";
 
 const servers: TestServer[] = [];
 
-/** A test server on free ports, closed (and its directory removed) when the file's tests are over. */
+/** A test server on free ports, closed when the file's tests are over. */
 export async function newTestServer(extra: Record<string, unknown> = {}): Promise<TestServer> {
   const server = await startTestServer(extra);
   servers.push(server);
-  removeAtEnd(server.dir);
   return server;
 }
 

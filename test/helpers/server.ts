@@ -5,6 +5,7 @@ import { stringify } from "yaml";
 import { loadServerConfig } from "../../src/config/server-config.js";
 import type { ServerInfo } from "../../src/core/api-types.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
+import { removeAtEnd } from "./cli.js";
 
 export interface TestServer extends RunningServer {
   dir: string;
@@ -25,7 +26,7 @@ export interface TestServer extends RunningServer {
  * pass `existingDir` (a previous server's `dir`) to start again on that data dir.
  */
 export async function startTestServer(extra: Record<string, unknown> = {}, existingDir?: string): Promise<TestServer> {
-  const dir = existingDir ?? mkdtempSync(join(tmpdir(), "shed-test-server-"));
+  const dir = existingDir ?? removeAtEnd(mkdtempSync(join(tmpdir(), "shed-test-server-")));
   const configFile = join(dir, "server.yaml");
   writeFileSync(
     configFile,

@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeArgvCommand } from "../../src/server/ssh/argv-command.js";
+import { tempDir } from "../helpers/cli.js";
 import { cleanupDocker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
@@ -105,7 +105,7 @@ async function shedStatus(): Promise<string> {
 
 beforeAll(async () => {
   server = await startTestServer();
-  dir = mkdtempSync(join(tmpdir(), "shed-test-ssh-"));
+  dir = tempDir("ssh");
   shed = uniqueName("ssh");
   const created = await server.api("POST", "/api/sheds", { name: shed });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
