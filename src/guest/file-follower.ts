@@ -1,3 +1,4 @@
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 
 /** Bytes per read: each read is a round trip to libuv's thread pool, so few and big. */
@@ -31,8 +32,12 @@ export class FileFollower {
   }
 
   private async follow(path: string, onBytes: (bytes: Buffer) => void): Promise<void> {
-    const file = await open(path, "r");
+    // The file is in a directory the guest can write: a hook could swap it for a symlink to a file of
+    // this host (which the server would read as root) or for a FIFO (which would block the open).
+    // Only a regular file is followed, never through a symlink.
+    const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
+      if (!(await file.stat()).isFile()) throw new Error(`${path} is not a regular file; not followed`);
       let pos = 0;
       /** Once finishing: the file's size then. Reading stops there, though a daemon the hook left may write on. */
       let end = Number.POSITIVE_INFINITY;

@@ -1,4 +1,5 @@
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { appendFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -50,6 +51,18 @@ describe("following a hook's log on the host", () => {
     });
     await follower.finish();
     expect(read).toBe(3 << 20);
+  });
+
+  it("never follows a symlink (a hook could point its log at a file of the host) or a FIFO", async () => {
+    const secret = file("host secret\n");
+    const link = join(secret, "..", "link.log");
+    symlinkSync(secret, link);
+    const got: Buffer[] = [];
+    await expect(new FileFollower(link, (b) => got.push(b)).finish()).rejects.toThrow(/ELOOP/);
+    expect(got).toEqual([]);
+    const fifo = join(secret, "..", "fifo.log");
+    execFileSync("mkfifo", [fifo]);
+    await expect(new FileFollower(fifo, (b) => got.push(b)).finish()).rejects.toThrow(/not a regular file/);
   });
 
   it("a log that cannot be read is reported by finish", async () => {
