@@ -91,7 +91,7 @@ export const INSTALL_STEP: Step<P> = {
     const run = await runRecorded(prov, "install", io, undefined, INSTALL_STATE_FILE);
     if (run.state === "succeeded") {
       prov.installSucceeded = true;
-      return { outcome: "done", message: `${formatMs(run.duration_ms)}; log ${run.log}` };
+      return ranFine(run);
     }
     return undefined;
   },
@@ -128,9 +128,7 @@ export const STARTUP_STEP: Step<P> = {
     const pre = preflight(prov, "startup");
     if (pre) return pre;
     const run = await runRecorded(prov, "startup", io);
-    return run.state === "succeeded"
-      ? { outcome: "done", message: `${formatMs(run.duration_ms)}; log ${run.log}` }
-      : undefined;
+    return run.state === "succeeded" ? ranFine(run) : undefined;
   },
 };
 
@@ -219,6 +217,11 @@ async function runRecorded(
     );
   }
   return run;
+}
+
+/** How a hook that succeeded is reported at the end of its step. */
+function ranFine(run: HookRun): StepRun {
+  return { outcome: "done", message: `${formatMs(run.duration_ms)}; log ${run.log}` };
 }
 
 function formatMs(ms: number | undefined): string {

@@ -9,6 +9,8 @@ import { backendError } from "./docker-errors.js";
 
 /** GuestExec through the Docker Engine's exec API (the seed: hooks run via docker exec). */
 export class DockerGuestExec implements GuestExec {
+  private mounts: Docker.ContainerInspectInfo["Mounts"] | undefined;
+
   constructor(
     private readonly docker: Docker,
     private readonly container: string,
@@ -83,11 +85,13 @@ export class DockerGuestExec implements GuestExec {
    * host with the rights to read it (as root, usually); otherwise undefined.
    */
   async hostPath(guestPath: string): Promise<string | undefined> {
-    const info = await this.docker
+    // A container's mounts never change: one inspect serves every hook of an operation.
+    this.mounts ??= await this.docker
       .getContainer(this.container)
       .inspect()
+      .then((info) => info.Mounts)
       .catch(() => undefined);
-    const mount = info?.Mounts.find(
+    const mount = this.mounts?.find(
       (m) => m.Type === "volume" && m.Source && !posix.relative(m.Destination, guestPath).startsWith(".."),
     );
     if (!mount) return undefined;
