@@ -1,10 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { afterAll, beforeAll } from "vitest";
-import { removeTempDirs, tempDir } from "./cli.js";
-import { cleanupDocker, dockerExec } from "./docker.js";
-import { parseSse, startTestServer, type TestServer } from "./server.js";
+import { tempDir } from "./cli.js";
+import { dockerExec } from "./docker.js";
+import { parseSse, type TestServer } from "./server.js";
 
 /** Helpers for the provisioning tests: local_dir workspaces, operations as event lists, processes in a shed. */
 
@@ -103,21 +102,4 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/**
- * One test server for a whole file: started before its tests, and closed after
- * them with the file's containers, volumes and temp dirs removed.
- */
-export function useTestServer(got: (server: TestServer) => void, extra: Record<string, unknown> = {}): void {
-  let server: TestServer | undefined;
-  beforeAll(async () => {
-    server = await startTestServer(extra);
-    got(server);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await cleanupDocker();
-    removeTempDirs();
-  });
 }

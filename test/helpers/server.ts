@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { beforeAll } from "vitest";
 import { stringify } from "yaml";
 import { loadServerConfig } from "../../src/config/server-config.js";
 import type { ServerInfo } from "../../src/core/api-types.js";
@@ -56,14 +57,40 @@ export async function startTestServer(extra: Record<string, unknown> = {}, exist
     }
     return { status: res.status, body: parsed };
   };
-  return {
+  let closing: Promise<void> | undefined;
+  const test: TestServer = {
     ...server,
     dir,
     configFile,
     base,
     api,
     info: async () => (await api("GET", "/api/info")).body as ServerInfo,
+    // Closing twice (a test, then the file's cleanup) closes once.
+    close: () => {
+      running.delete(test);
+      closing ??= server.close();
+      return closing;
+    },
   };
+  running.add(test);
+  startedAny = true;
+  return test;
+}
+
+const running = new Set<TestServer>();
+let startedAny = false;
+
+/** Closes every test server of this file that is still running; true if the file started any. */
+export async function closeTestServers(): Promise<boolean> {
+  await Promise.all([...running].map((s) => s.close().catch(() => {})));
+  return startedAny;
+}
+
+/** One test server for a whole file, started before its tests (helpers/cleanup.ts closes it after them). */
+export function useTestServer(got: (server: TestServer) => void, extra: Record<string, unknown> = {}): void {
+  beforeAll(async () => {
+    got(await startTestServer(extra));
+  });
 }
 
 /** Reads a server-sent event stream into the list of events. */

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupDocker, containerExists, docker, volumeExists } from "../helpers/docker.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { containerExists, docker, volumeExists } from "../helpers/docker.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -7,10 +7,6 @@ let server: TestServer;
 
 beforeAll(async () => {
   server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
 });
 
 async function shedObjects(): Promise<string[]> {

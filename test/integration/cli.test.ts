@@ -3,11 +3,11 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { type CliUser, cliOk, json, newCliUser, show, tempDir } from "../helpers/cli.js";
-import { newTestServer, useCliServer } from "../helpers/cli-server.js";
+import { useCliServer } from "../helpers/cli-server.js";
 import { containerExists, docker, dockerExec, volumeExists } from "../helpers/docker.js";
 import { freePort, makeGitRepo } from "../helpers/host.js";
 import { uniqueName } from "../helpers/names.js";
-import type { TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**
  * Black-box tests of the packaged CLI (bin/shed -> dist/shed.cjs, or straight
@@ -62,8 +62,8 @@ describe("shed server", () => {
   });
 
   test("set-default switches the server commands talk to; remove forgets a server", async () => {
-    const srv2 = await newTestServer({ name: "second" });
-    const srv3 = await newTestServer({ name: "third" });
+    const srv2 = await startTestServer({ name: "second" });
+    const srv3 = await startTestServer({ name: "third" });
     const u = newCliUser();
     const name = uniqueName("reg");
     await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"]);

@@ -1,22 +1,13 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import {
-  type CliResult,
-  type CliUser,
-  cliOk,
-  closeAllMasters,
-  newCliUser,
-  removeTempDirs,
-  SHED_BIN,
-  show,
-  tempDir,
-} from "../helpers/cli.js";
-import { cleanupDocker, dockerExec } from "../helpers/docker.js";
+import { type CliUser, cliOk, json, SHED_BIN, show, tempDir } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
+import { dockerExec } from "../helpers/docker.js";
 import { HostTmux, runProcess } from "../helpers/host-tmux.js";
 import { uniqueName } from "../helpers/names.js";
 import { guestFile, waitFor } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /**
  * `shed ssh-config`, `shed attach`, `shed sessions` and `shed exec -S`: the
@@ -25,17 +16,8 @@ import { startTestServer, type TestServer } from "../helpers/server.js";
  * host (its own socket), which plays the user's terminal.
  */
 
-const REPO_ROOT = resolve(__dirname, "../..");
 let srv: TestServer;
 let user: CliUser;
-
-function json(res: CliResult): any {
-  try {
-    return JSON.parse(res.stdout);
-  } catch {
-    throw new Error(`stdout is not one JSON document:\n${show(res)}`);
-  }
-}
 
 async function fails(args: string[], code: string, message: string): Promise<void> {
   const human = await user.run(args);
@@ -65,21 +47,13 @@ async function counter(shed: string): Promise<number> {
   return Number((await guestFile(shed, "/workspace/count.txt"))?.trim() ?? "0");
 }
 
-beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, "dist", "shed.cjs"))) {
-    throw new Error("dist/ is missing: run `npm run build` before these tests");
-  }
-  srv = await startTestServer();
-  user = newCliUser();
-  await cliOk(user, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"]);
+useCliServer((server, cli) => {
+  srv = server;
+  user = cli;
 });
 
-afterAll(async () => {
+afterAll(() => {
   for (const t of HostTmux.all) t.kill();
-  closeAllMasters();
-  await srv?.close().catch(() => {});
-  await cleanupDocker();
-  removeTempDirs();
 });
 
 describe("shed ssh-config", () => {

@@ -1,25 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliOk, closeAllMasters, newCliUser, removeTempDirs } from "../helpers/cli.js";
-import { cleanupDocker } from "../helpers/docker.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type CliUser, cliOk } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
 import { uniqueName } from "../helpers/names.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /** `shed console NAME`: a login shell in the shed through the real OpenSSH client. */
-let server: TestServer;
 const name = uniqueName("console");
-const cli = newCliUser();
+let cli: CliUser;
 
-beforeAll(async () => {
-  server = await startTestServer();
-  await cliOk(cli, ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", "dev"]);
-  await cliOk(cli, ["create", name]);
+useCliServer((_server, user) => {
+  cli = user;
 });
-
-afterAll(async () => {
-  closeAllMasters();
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
+beforeAll(async () => {
+  await cliOk(cli, ["create", name]);
 });
 
 describe("shed console", () => {

@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { KNOWN_HOSTS } from "../../src/guest/known-hosts.js";
-import { removeTempDirs, tempDir } from "../helpers/cli.js";
-import { cleanupDocker, docker, dockerExec } from "../helpers/docker.js";
+import { tempDir } from "../helpers/cli.js";
+import { docker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
   createLocal,
@@ -59,12 +59,6 @@ beforeAll(async () => {
       gone: { source: join(creds, "does-not-exist"), target: "/home/shed/.gone" },
     },
   });
-});
-
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
 });
 
 async function statIn(name: string, path: string): Promise<string> {

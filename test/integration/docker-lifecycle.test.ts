@@ -2,16 +2,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  cleanupDocker,
-  containerExists,
-  docker,
-  dockerExec,
-  logVolumeOf,
-  volumeExists,
-  volumeNamed,
-} from "../helpers/docker.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { containerExists, docker, dockerExec, logVolumeOf, volumeExists, volumeNamed } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { parseSse, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -37,11 +29,6 @@ beforeAll(async () => {
       missing: { source: join(creds, "does-not-exist"), target: "/home/shed/.missing" },
     },
   });
-});
-
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
 });
 
 async function createWithEvents(body: Record<string, unknown>) {

@@ -1,13 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { cpSync } from "node:fs";
 import { resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { CliUser } from "../helpers/cli.js";
-import { cliOk, closeAllMasters, newCliUser, removeTempDirs, show, tempDir } from "../helpers/cli.js";
-import { cleanupDocker, docker, dockerExec } from "../helpers/docker.js";
+import { cliOk, show, tempDir } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
+import { docker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { getShed, guestFile, hooksOf } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /**
  * The seed's "Example: PostgreSQL Setup", as examples/postgres (Debian
@@ -19,19 +20,14 @@ const EXAMPLE = resolve(__dirname, "../../examples/postgres");
 let server: TestServer;
 let cli: CliUser;
 
-beforeAll(async () => {
-  // A stop_timeout long enough for the shutdown hook (half of it) to stop PostgreSQL cleanly.
-  server = await startTestServer({ stop_timeout: "20s" });
-  cli = newCliUser();
-  await cliOk(cli, ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", "dev"]);
-});
-
-afterAll(async () => {
-  closeAllMasters();
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
-});
+// A stop_timeout long enough for the shutdown hook (half of it) to stop PostgreSQL cleanly.
+useCliServer(
+  (s, user) => {
+    server = s;
+    cli = user;
+  },
+  { stop_timeout: "20s" },
+);
 
 /** examples/postgres copied into a fresh git repository with one commit (file modes included). */
 function exampleRepo(): string {

@@ -13,13 +13,13 @@ import {
   processes,
   resultOf,
   stepEnd,
-  useTestServer,
   waitFor,
   warningsOf,
   workspace,
   writeFiles,
 } from "../helpers/provision.js";
 import type { TestServer } from "../helpers/server.js";
+import { useTestServer } from "../helpers/server.js";
 
 /**
  * Hooks that fail, hang, escape the workspace or leave daemons behind, and

@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { removeTempDirs } from "../helpers/cli.js";
-import { cleanupDocker, containerExists, docker } from "../helpers/docker.js";
+import { describe, expect, it } from "vitest";
+import { containerExists, docker } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
   createLocal,
@@ -16,27 +15,12 @@ import {
   warningsOf,
   workspace,
 } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import { startTestServer, type TestServer, useTestServer } from "../helpers/server.js";
 
 /** The shutdown hook on stop and delete, its budget, and hook records across server restarts. */
-const servers: TestServer[] = [];
-
-async function newServer(extra: Record<string, unknown> = {}, dir?: string): Promise<TestServer> {
-  const s = await startTestServer(extra, dir);
-  servers.push(s);
-  return s;
-}
-
 let server: TestServer;
-
-beforeAll(async () => {
-  server = await newServer();
-});
-
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close().catch(() => {})));
-  await cleanupDocker();
-  removeTempDirs();
+useTestServer((s) => {
+  server = s;
 });
 
 async function running(name: string): Promise<boolean> {
@@ -79,7 +63,7 @@ describe("shutdown hook", () => {
   });
 
   it("overrunning its budget (half of stop_timeout) is a timeout, and the shed still stops", async () => {
-    const slow = await newServer({ stop_timeout: "4s" });
+    const slow = await startTestServer({ stop_timeout: "4s" });
     const name = uniqueName("overrun");
     const dir = workspace({
       ".shed/provision.yaml": "hooks:\n  shutdown: shutdown.sh\n",
@@ -114,7 +98,7 @@ describe("shutdown hook", () => {
 
 describe("hook records", () => {
   it("survive a server restart on the same data dir", async () => {
-    const first = await newServer();
+    const first = await startTestServer();
     const name = uniqueName("restart");
     const dir = workspace({
       ".shed/provision.yaml": "hooks:\n  install: install.sh\n  startup: startup.sh\nenv:\n  KEPT: yes\n",
@@ -129,7 +113,7 @@ describe("hook records", () => {
     expect(before.provision.path_added).toEqual(["/home/shed/.kept/bin"]);
     await first.close();
 
-    const second = await newServer({}, first.dir);
+    const second = await startTestServer({}, first.dir);
     expect(second.httpPort).not.toBe(0);
     const after = await getShed(second, name);
     expect(after.provision).toEqual(before.provision);

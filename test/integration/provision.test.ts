@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { CliUser } from "../helpers/cli.js";
-import { cliOk, closeAllMasters, newCliUser, removeTempDirs } from "../helpers/cli.js";
-import { cleanupDocker, docker, dockerExec } from "../helpers/docker.js";
+import { cliOk } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
+import { docker, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import {
   createLocal,
@@ -17,7 +18,7 @@ import {
   stepEnd,
   workspace,
 } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /**
  * Provisioning (seed: Provisioning) against the real engine: PATH propagation,
@@ -28,17 +29,9 @@ import { startTestServer, type TestServer } from "../helpers/server.js";
 let server: TestServer;
 let cli: CliUser;
 
-beforeAll(async () => {
-  server = await startTestServer();
-  cli = newCliUser();
-  await cliOk(cli, ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", "dev"]);
-});
-
-afterAll(async () => {
-  closeAllMasters();
-  await server?.close();
-  await cleanupDocker();
-  removeTempDirs();
+useCliServer((s, user) => {
+  server = s;
+  cli = user;
 });
 
 async function imagePath(name: string): Promise<string[]> {

@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { cliOk, newCliUser, SHED_BIN } from "../helpers/cli.js";
 import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
-import { createLocal, hooksOf, useTestServer, waitFor, workspace } from "../helpers/provision.js";
-import { parseSse, type TestServer } from "../helpers/server.js";
+import { createLocal, hooksOf, waitFor, workspace } from "../helpers/provision.js";
+import { parseSse, type TestServer, useTestServer } from "../helpers/server.js";
 
 /**
  * A client that does not read while a hook prints a lot: the server must not

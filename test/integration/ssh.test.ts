@@ -3,10 +3,10 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { encodeArgvCommand } from "../../src/server/ssh/argv-command.js";
 import { tempDir } from "../helpers/cli.js";
-import { cleanupDocker, dockerExec } from "../helpers/docker.js";
+import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -123,11 +123,6 @@ beforeAll(async () => {
   expect(info.ssh_host_key).toMatch(/^ssh-ed25519 AAAA/);
   knownHosts = join(dir, "known_hosts");
   writeFileSync(knownHosts, `[127.0.0.1]:${server.sshPort} ${info.ssh_host_key}\n`);
-});
-
-afterAll(async () => {
-  await server?.close();
-  await cleanupDocker();
 });
 
 describe("ssh into a shed with the OpenSSH client", () => {

@@ -1,13 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { chmodSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { beforeAll, describe, expect, test } from "vitest";
 import type { CliResult, CliUser } from "../helpers/cli.js";
-import { cliOk, closeAllMasters, newCliUser, removeTempDirs, show } from "../helpers/cli.js";
-import { cleanupDocker, containerExists, dockerExec } from "../helpers/docker.js";
+import { cliOk, json, newCliUser, show } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
+import { containerExists, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { guestFile } from "../helpers/provision.js";
-import { startTestServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 
 /**
  * Auto-sync (seed: create step 9) and `shed sync`, black-box: the packaged CLI
@@ -16,7 +17,6 @@ import { startTestServer, type TestServer } from "../helpers/server.js";
  * with the plain Docker API, independently of Shed.
  */
 
-const REPO_ROOT = resolve(__dirname, "../..");
 /** A secret in a synced file: it must never show in the CLI's output. */
 const SECRET = "ghp_SYNC_TEST_SECRET_4f1d9c";
 
@@ -61,14 +61,6 @@ function writeHome(u: CliUser, files: Record<string, string | { content: string;
   }
 }
 
-function json(res: CliResult): any {
-  try {
-    return JSON.parse(res.stdout);
-  } catch {
-    throw new Error(`stdout is not one JSON document\n${show(res)}`);
-  }
-}
-
 /** `stat` of a path in the shed, as root: "MODE OWNER:GROUP TYPE". */
 async function statIn(name: string, path: string): Promise<string | undefined> {
   const r = await dockerExec(name, ["stat", "-c", "%a %U:%G %F", "--", path], "root");
@@ -86,12 +78,12 @@ async function newUser(): Promise<CliUser> {
   return u;
 }
 
-beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, "dist", "shed.cjs"))) {
-    throw new Error("dist/ is missing: run `npm run build` before these tests");
-  }
-  srv = await startTestServer();
-  user = await newUser();
+useCliServer((server, cli) => {
+  srv = server;
+  user = cli;
+});
+
+beforeAll(() => {
   writeHome(user, {
     ".gitconfig": "[user]\n\tname = Sync Test\n\temail = sync@shed.invalid\n",
     ".config/gh/hosts.yml": `github.com:\n  oauth_token: ${SECRET}\n`,
@@ -106,13 +98,6 @@ beforeAll(async () => {
   chmodSync(join(user.dir, ".config/gh"), 0o700);
   symlinkSync("hello.sh", join(user.dir, "bin-src/hi"));
   writeFileSync(join(user.dir, "sync.yaml"), SYNC_YAML);
-});
-
-afterAll(async () => {
-  closeAllMasters();
-  await srv?.close();
-  await cleanupDocker();
-  removeTempDirs();
 });
 
 describe("auto-sync after create", () => {
