@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { uniqueName } from "../helpers/names.js";
 import { createLocal, hooksOf, processes, stepEnd, warningsOf, workspace } from "../helpers/provision.js";
-import type { TestServer } from "../helpers/server.js";
-import { useTestServer } from "../helpers/server.js";
+import { type TestServer, useTestServer } from "../helpers/server.js";
 
 /** `shed create --timeout D`: the longest create may take. */
 let server: TestServer;

@@ -8,8 +8,7 @@ import { hookLogPath, runHook } from "../../src/guest/hook-runner.js";
 import { docker } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { createLocal, guestFile, processes, workspace } from "../helpers/provision.js";
-import type { TestServer } from "../helpers/server.js";
-import { useTestServer } from "../helpers/server.js";
+import { type TestServer, useTestServer } from "../helpers/server.js";
 
 /**
  * The two ways a hook's output reaches the server, on the real engine: the

@@ -18,8 +18,7 @@ import {
   workspace,
   writeFiles,
 } from "../helpers/provision.js";
-import type { TestServer } from "../helpers/server.js";
-import { useTestServer } from "../helpers/server.js";
+import { type TestServer, useTestServer } from "../helpers/server.js";
 
 /**
  * Hooks that fail, hang, escape the workspace or leave daemons behind, and
