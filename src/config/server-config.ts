@@ -42,8 +42,19 @@ export const serverConfigSchema = z
       .default({}),
     env_file: z.string().min(1).optional(),
     ssh_authorized_keys: z.string().min(1).optional(),
+    /** When set, --local-dir must be inside one of these directories (on top of the built-in refusals). */
+    local_dir_roots: z.array(z.string().min(1)).min(1).optional(),
+    /** Certificate and key (PEM) for the API off loopback; without them the server makes a self-signed pair once. */
+    tls_cert: z.string().min(1).optional(),
+    tls_key: z.string().min(1).optional(),
+    /** Plain HTTP on a non-loopback bind: only when explicitly asked for, and warned about at every start. */
+    insecure_http: z.boolean().default(false),
   })
   .strict()
+  .refine((c) => (c.tls_cert === undefined) === (c.tls_key === undefined), {
+    message: "tls_cert and tls_key go together: set both or neither",
+    path: ["tls_cert"],
+  })
   .refine((c) => c.enabled_backends.includes(c.default_backend), {
     message: "default_backend must be one of enabled_backends",
     path: ["default_backend"],
@@ -72,6 +83,10 @@ export interface ServerConfig {
   credentials: CredentialConfig[];
   envFile: string | undefined;
   authorizedKeysFile: string;
+  /** Absolute directories --local-dir must stay inside; undefined: anywhere the built-in rules allow. */
+  localDirRoots: string[] | undefined;
+  tls: { cert: string; key: string } | undefined;
+  insecureHttp: boolean;
 }
 
 export function defaultDataDir(): string {
@@ -106,5 +121,11 @@ export function loadServerConfig(file: string | undefined): ServerConfig {
     authorizedKeysFile: raw.ssh_authorized_keys
       ? resolveUserPath(raw.ssh_authorized_keys, base)
       : join(dataDir, "authorized_keys"),
+    localDirRoots: raw.local_dir_roots?.map((r) => resolveUserPath(r, base)),
+    tls:
+      raw.tls_cert && raw.tls_key
+        ? { cert: resolveUserPath(raw.tls_cert, base), key: resolveUserPath(raw.tls_key, base) }
+        : undefined,
+    insecureHttp: raw.insecure_http,
   };
 }
