@@ -17,6 +17,16 @@ export const createShedRequestSchema = z
     repo_label: z.string().max(4096).optional(),
     /** The local checkout's own `origin` remote, set on the clone. */
     repo_origin: z.string().max(4096).optional(),
+    /**
+     * Credentials for the http(s) URL of `repo` (or `repo_origin`), kept out of
+     * every command line (the CLI reads them from SHED_REPO_TOKEN). The server
+     * hands them to git through a credential store in the shed; it never
+     * echoes, logs or records them.
+     */
+    repo_credentials: z
+      .object({ username: z.string().min(1).max(1024), password: z.string().min(1).max(16_384) })
+      .strict()
+      .optional(),
     local_dir: z.string().min(1).optional(),
     image: z.string().min(1).optional(),
     backend: z.enum(BACKENDS).optional(),

@@ -1,16 +1,19 @@
 import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { ShedError } from "../core/errors.js";
-import { redactText, redactUrl, urlSecrets } from "../core/redact.js";
+import { redactText } from "../core/redact.js";
+import { credentialSecrets, displayRemote, type RepoRemote } from "../core/repo-url.js";
 import { WORKSPACE } from "../core/types.js";
 import { type GuestExec, runCollect } from "./exec.js";
+import { cloneConfigArgs, storeGitCredentials, useStoredCredentials } from "./git-credentials.js";
 import { forwardText, TailBuffer } from "./lines.js";
 
 /** Where the workspace's code comes from. */
 export type RepoSource =
-  | { kind: "url"; url: string }
+  /** A remote to clone; its URL has no credentials in it (src/core/repo-url.ts took them out). */
+  | ({ kind: "url" } & RepoRemote)
   /** A git bundle the CLI uploaded from a local checkout; `origin` is that checkout's own remote, if any. */
-  | { kind: "bundle"; file: string; origin?: string; label: string };
+  | { kind: "bundle"; file: string; origin?: RepoRemote; label: string };
 
 export interface CloneIO {
   output(stream: "stdout" | "stderr", text: string): void;
@@ -40,28 +43,42 @@ export async function cloneRepo(
   const cloneEnv = { ...env, GIT_TERMINAL_PROMPT: "0", GIT_SSH_COMMAND: "ssh -o BatchMode=yes" };
 
   if (source.kind === "url") {
-    // The URL may carry a token: it travels on stdin, never in argv, env or output.
-    await runGit(
-      guest,
-      ["bash", "-c", 'IFS= read -r url && exec git clone --progress -- "$url" "$1"', "shed-clone", WORKSPACE],
-      `${source.url}\n`,
-      cloneEnv,
-      io,
-      { what: `git clone ${redactUrl(source.url)}`, secrets: urlSecrets(source.url) },
-    );
-    return { cloned: true, message: `cloned ${redactUrl(source.url)}` };
+    // The URL has no credentials, so it may be an argument; the token is in the store, read by git's helper.
+    const { credentials } = source;
+    const shown = displayRemote(source);
+    if (credentials) await storeGitCredentials(guest, source.url, credentials);
+    try {
+      await runGit(
+        guest,
+        ["git", "clone", "--progress", ...(credentials ? cloneConfigArgs() : []), "--", source.url, WORKSPACE],
+        cloneEnv,
+        io,
+        { what: `git clone ${shown}`, secrets: credentialSecrets(credentials) },
+      );
+    } catch (err) {
+      // No checkout uses the token: it does not stay behind in the shed.
+      if (credentials) await storeGitCredentials(guest, source.url, credentials, "erase").catch(() => {});
+      throw err;
+    }
+    return { cloned: true, message: `cloned ${shown}` };
   }
 
   await uploadFile(guest, source.file, BUNDLE_IN_GUEST);
   try {
-    await runGit(guest, ["git", "clone", "--progress", "--", BUNDLE_IN_GUEST, WORKSPACE], undefined, cloneEnv, io, {
+    await runGit(guest, ["git", "clone", "--progress", "--", BUNDLE_IN_GUEST, WORKSPACE], cloneEnv, io, {
       what: `git clone of ${source.label}`,
       secrets: [],
     });
-    const remote = source.origin
-      ? ["git", "-C", WORKSPACE, "remote", "set-url", "origin", source.origin]
+    const { origin } = source;
+    const remote = origin
+      ? ["git", "-C", WORKSPACE, "remote", "set-url", "origin", origin.url]
       : ["git", "-C", WORKSPACE, "remote", "remove", "origin"];
     await runCollect(guest, { argv: remote, env: cloneEnv });
+    // The local checkout's origin had a token: it goes to the store like a cloned URL's, so pull works as it did there.
+    if (origin?.credentials) {
+      await storeGitCredentials(guest, origin.url, origin.credentials);
+      await useStoredCredentials(guest, WORKSPACE);
+    }
   } finally {
     await runCollect(guest, { argv: ["rm", "-f", BUNDLE_IN_GUEST], user: "root" }).catch(() => {});
   }
@@ -71,12 +88,11 @@ export async function cloneRepo(
 async function runGit(
   guest: GuestExec,
   argv: string[],
-  input: string | undefined,
   env: Record<string, string>,
   io: CloneIO,
   what: { what: string; secrets: string[] },
 ): Promise<void> {
-  const proc = await guest.exec({ argv, env, cwd: "/", stdin: input !== undefined });
+  const proc = await guest.exec({ argv, env, cwd: "/" });
   const tail = new TailBuffer();
   const onAbort = () => void proc.signal("SIGKILL");
   io.signal.addEventListener("abort", onAbort, { once: true });
@@ -86,7 +102,6 @@ async function runGit(
     tail.push(clean);
     io.output("stderr", clean);
   });
-  proc.stdin?.end(input);
   const code = await proc.exited;
   await Promise.all([outDone, errDone]);
   io.signal.removeEventListener("abort", onAbort);

@@ -9,6 +9,7 @@ import { ShedError } from "../core/errors.js";
 import type { LifecycleSink } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import { redactUrl } from "../core/redact.js";
+import { repoRemote } from "../core/repo-url.js";
 import { type BackendName, type Shed, shedBaseEnv } from "../core/types.js";
 import type { RepoSource } from "../guest/clone.js";
 import { planCredentials } from "../guest/credentials.js";
@@ -239,8 +240,14 @@ export class ShedService {
         });
       }
     }
+    // Credentials leave the URL here (given in it or as repo_credentials): git gets them from a store, never argv.
+    if (req.repo_credentials && !req.repo && !req.repo_origin) {
+      throw new ShedError("INVALID_REQUEST", "repo_credentials were given without a repository URL to use them for", {
+        hint: "give repo (or repo_origin with repo_bundle) too",
+      });
+    }
     let repo: RepoSource | undefined;
-    if (req.repo) repo = { kind: "url", url: req.repo };
+    if (req.repo) repo = { kind: "url", ...repoRemote(req.repo, req.repo_credentials) };
     if (req.repo_bundle) {
       const file = this.deps.bundlePath(req.repo_bundle);
       if (!file) {
@@ -252,7 +259,7 @@ export class ShedService {
         kind: "bundle",
         file,
         label: req.repo_label ?? "local repository",
-        ...(req.repo_origin ? { origin: req.repo_origin } : {}),
+        ...(req.repo_origin ? { origin: repoRemote(req.repo_origin, req.repo_credentials) } : {}),
       };
     }
     // Direct bind mount when the source is owned by uid 1000, else a staged copy (src/guest/credentials.ts).

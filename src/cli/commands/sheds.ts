@@ -9,6 +9,7 @@ import { validateShedName } from "../../core/names.js";
 import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
+import { repoCredentialsFromEnv } from "../repo-token.js";
 import { autoSync, prepareAutoSync } from "../sync/auto.js";
 import { describeShed } from "./describe.js";
 
@@ -17,7 +18,10 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
   program
     .command("create <name>")
     .description("create a shed (a container or VM with the repository in /workspace)")
-    .option("--repo <url-or-path>", "git URL to clone, or a local checkout to copy (as a git bundle)")
+    .option(
+      "--repo <url-or-path>",
+      "git URL to clone, or a local checkout to copy (as a git bundle); an https token can come from $SHED_REPO_TOKEN",
+    )
     .option("--local-dir <dir>", "mount this directory (on the server) as /workspace instead of cloning")
     .option("--image <image>", "image to use (default: the server's default_image)")
     .option("--backend <backend>", `backend: ${BACKENDS.join(", ")} (default: the server's default_backend)`)
@@ -64,6 +68,8 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
           req.repo_label = up.label;
           if (up.origin) req.repo_origin = up.origin;
         } else req.repo = opts.repo;
+        const credentials = repoCredentialsFromEnv(req.repo ?? req.repo_origin);
+        if (credentials) req.repo_credentials = credentials;
       }
       const shed = await lifecycle(ctx, () =>
         server.api.operation(
