@@ -4,6 +4,7 @@ import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../core/e
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { Shed } from "../core/types.js";
 import type { ServerEntry } from "./client-config.js";
+import { checkEvent, checkResponse } from "./validate-response.js";
 
 /** Talks to one shed-server's HTTP API. Lifecycle calls stream progress (SSE). */
 export class ApiClient {
@@ -26,7 +27,8 @@ export class ApiClient {
     const text = await res.text();
     const parsed = text ? safeJson(text) : undefined;
     if (!res.ok) throw fromErrorBody(parsed, res.status);
-    return parsed as T;
+    // What a server sends is untrusted: sheds are checked before any command uses them.
+    return checkResponse(this.serverName, method, path, parsed) as T;
   }
 
   async upload(path: string, body: ReadableStream<Uint8Array>): Promise<{ id: string }> {
@@ -63,7 +65,7 @@ export class ApiClient {
       if ((res.statusCode ?? 500) >= 400) throw fromErrorBody(parsed, res.statusCode ?? 500);
       // A server that does not stream answers with the final shed (or nothing, for delete).
       return parsed && typeof parsed === "object" && "name" in parsed
-        ? { type: "result", shed: parsed as Shed }
+        ? checkEvent(this.serverName, { type: "result", shed: parsed as Shed })
         : undefined;
     }
     let last: ProgressEvent | undefined;
@@ -82,8 +84,8 @@ export class ApiClient {
             } else if (ev.type === "error") {
               throw new ShedError(ev.error.code, ev.error.message, { hint: ev.error.hint, details: ev.error.details });
             } else {
-              onEvent(ev);
-              last = ev;
+              last = checkEvent(this.serverName, ev);
+              onEvent(last);
             }
           }
         } catch (err) {

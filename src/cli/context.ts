@@ -3,6 +3,7 @@ import { ApiClient } from "./api-client.js";
 import { ClientConfig, type ServerEntry } from "./client-config.js";
 import { ensureLocalServer } from "./local-server.js";
 import { createOutput, type Output } from "./render.js";
+import { safeText } from "./safe-text.js";
 
 // A type alias (not an interface) so commander's typed opts are assignable to it.
 export type GlobalOptions = {
@@ -45,7 +46,8 @@ export class CliContext {
   result(value: unknown, human: () => string): void {
     if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
     else {
-      const text = human();
+      // Human text shows fields a server sent: its control characters are shown escaped, never acted on.
+      const text = safeText(human());
       if (text) process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
     }
   }

@@ -2,6 +2,7 @@ import { formatDuration } from "../core/duration.js";
 import type { ShedError } from "../core/errors.js";
 import type { ProgressEvent } from "../core/events.js";
 import { LinePrefixer } from "../core/output-lines.js";
+import { safeLine, safeText } from "./safe-text.js";
 
 export interface Output {
   json: boolean;
@@ -22,6 +23,12 @@ const MARK: Record<string, string> = { succeeded: "✓", warning: "!", failed: "
  * Live progress of create/start/stop/delete: on a terminal a spinner on the
  * running step, rewritten in place; in a pipe or with --json, plain lines.
  * Step output (git, hooks) is printed as it arrives, prefixed with the step.
+ *
+ * Everything else here came from the server as text (step titles, messages,
+ * warnings) and is printed with its control characters escaped (safe-text.ts).
+ * Step output is not: it is the bytes the user's own hooks and git printed,
+ * copied raw like the output of `ssh` or `docker exec`, so colours and
+ * progress bars work.
  */
 export function createOutput(json: boolean, stream: NodeJS.WriteStream = process.stderr): Output {
   const live = !json && stream.isTTY === true && process.env.TERM !== "dumb";
@@ -51,11 +58,11 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
     progress(ev) {
       switch (ev.type) {
         case "step":
-          current = { step: ev.step, title: ev.title, started: Date.now() };
+          current = { step: ev.step, title: safeLine(ev.title), started: Date.now() };
           if (live) {
             drawSpinner();
             timer ??= setInterval(drawSpinner, 100);
-          } else stream.write(`… ${ev.title}\n`);
+          } else stream.write(`… ${current.title}\n`);
           break;
         case "output": {
           const block = lines.push(ev.step, Buffer.from(ev.text));
@@ -63,13 +70,15 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
           break;
         }
         case "warning":
-          printLine(`  ! warning (${ev.step}): ${ev.message}${ev.hint ? `\n    hint: ${ev.hint}` : ""}`);
+          printLine(
+            `  ! warning (${safeLine(ev.step)}): ${safeText(ev.message)}${ev.hint ? `\n    hint: ${safeText(ev.hint)}` : ""}`,
+          );
           break;
         case "step_end": {
           const rest = lines.end(ev.step);
           if (rest.length) printBlock(rest);
-          const title = current?.step === ev.step ? current.title : ev.step;
-          const note = ev.outcome === "warning" ? "" : ev.message ? `: ${ev.message}` : "";
+          const title = current?.step === ev.step ? current.title : safeLine(ev.step);
+          const note = ev.outcome === "warning" ? "" : ev.message ? `: ${safeText(ev.message)}` : "";
           clearLine();
           current = undefined;
           stream.write(`${MARK[ev.outcome] ?? "?"} ${title} (${formatDuration(ev.duration_ms)})${note}\n`);
@@ -88,6 +97,7 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
   };
 }
 
+/** An error for the terminal: its message and hint may come from a server, so control characters are escaped. */
 export function formatError(e: ShedError): string {
-  return `error: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ""}\n`;
+  return `error: ${safeText(e.message)}${e.hint ? `\nhint: ${safeText(e.hint)}` : ""}\n`;
 }

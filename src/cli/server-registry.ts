@@ -3,6 +3,7 @@ import { ShedError } from "../core/errors.js";
 import { ApiClient } from "./api-client.js";
 import type { ClientConfig, ServerEntry } from "./client-config.js";
 import { ensureKeyPair } from "./keys.js";
+import { checkSshEntry } from "./ssh-config-values.js";
 
 /**
  * `shed server add`: asks the server who it is, pins its SSH host key, and
@@ -27,6 +28,8 @@ export async function addServer(
       hint: "pass --name with letters, digits, '.', '_' or '-'",
     });
   }
+  // Checked before anything is kept or sent: these values go into ssh_config and known_hosts.
+  checkSshEntry(serverName, { host, ssh_port: info.ssh_port, host_key: info.ssh_host_key }, { server: probe.base });
   const publicKey = await ensureKeyPair(cfg);
   await probe.json("POST", "/api/keys", { public_key: publicKey });
   const entry: ServerEntry = {

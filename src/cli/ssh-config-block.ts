@@ -1,5 +1,7 @@
 import { ShedError } from "../core/errors.js";
+import { validateShedName } from "../core/names.js";
 import type { ServerEntry } from "./client-config.js";
+import { checkSshEntry } from "./ssh-config-values.js";
 import { hostAlias } from "./ssh-files.js";
 
 /**
@@ -39,6 +41,10 @@ export function hostEntry(
   server: { name: string; entry: ServerEntry },
   files: { keyFile: string; knownHostsFile: string },
 ): HostEntry {
+  // The shed's name came from a server (validate-response.ts refuses bad ones already): checked again
+  // here, where it is written into ~/.ssh/config, as are the values from the client config.
+  validateShedName(shed);
+  checkSshEntry(server.name, server.entry, { file: "the client config" });
   const host = sshHostName(shed);
   const lines = [
     `Host ${host}`,

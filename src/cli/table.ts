@@ -1,5 +1,8 @@
-/** A plain aligned text table (no borders), like `docker ps`. */
-export function table(headers: string[], rows: string[][]): string {
+import { safeLine } from "./safe-text.js";
+
+/** A plain aligned text table (no borders), like `docker ps`; cells are one line each, control characters escaped. */
+export function table(headers: string[], raw: string[][]): string {
+  const rows = raw.map((r) => r.map(safeLine));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   SERVER_UNREACHABLE: 503,
   SERVER_NOT_FOUND: 404,
   NOT_SUPPORTED: 501,
+  /** A server answered with data the CLI refuses to use (e.g. a shed name that is not a valid name). */
+  INVALID_RESPONSE: 502,
   INTERNAL: 500,
 } as const;
 

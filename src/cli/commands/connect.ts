@@ -4,6 +4,7 @@ import { ShedError, toShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
+import { safeText } from "../safe-text.js";
 import { captureSsh, runSsh } from "../ssh-run.js";
 import { table } from "../table.js";
 import {
@@ -71,7 +72,7 @@ export function registerConnectCommands(program: Command<[], GlobalOptions>): vo
         });
       }
       const { rows, errors } = name === undefined ? await sessionsOfAll(ctx) : await sessionsOfOne(ctx, name);
-      for (const e of errors) process.stderr.write(`warning: shed ${e.shed}: ${e.error}\n`);
+      for (const e of errors) process.stderr.write(`warning: shed ${e.shed}: ${safeText(e.error)}\n`);
       ctx.result({ sessions: rows, ...(errors.length ? { errors } : {}) }, () =>
         rows.length === 0
           ? `no tmux sessions; start one with \`shed attach ${name ?? "NAME"}\``

@@ -1,11 +1,13 @@
 import type { Shed } from "../../core/types.js";
+import { safeLine } from "../safe-text.js";
 
 export function describeShed(shed: Shed): string {
   const lines = [
-    `shed ${shed.name}: ${shed.status} (${shed.backend}, image ${shed.image})`,
-    shed.repo ? `  repo: ${shed.repo}` : "",
-    shed.local_dir ? `  local dir: ${shed.local_dir}` : "",
-    ...shed.warnings.map((w) => `  warning: ${w}`),
+    // Fields from the server, one line each: a line break in one must not forge another line.
+    `shed ${safeLine(shed.name)}: ${safeLine(shed.status)} (${safeLine(shed.backend)}, image ${safeLine(shed.image)})`,
+    shed.repo ? `  repo: ${safeLine(shed.repo)}` : "",
+    shed.local_dir ? `  local dir: ${safeLine(shed.local_dir)}` : "",
+    ...shed.warnings.map((w) => `  warning: ${safeLine(w)}`),
   ];
   return lines.filter((l) => l !== "").join("\n");
 }

@@ -5,6 +5,7 @@ import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
 import { ApiClient } from "../api-client.js";
 import { CliContext, type GlobalOptions } from "../context.js";
+import { safeText } from "../safe-text.js";
 import { runSsh } from "../ssh-run.js";
 import { table } from "../table.js";
 import { execInSession } from "./connect.js";
@@ -38,7 +39,7 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
         rows.push(...res.sheds.map((s) => ({ ...s, server: server.name })));
       }
       rows.sort((a, b) => a.server.localeCompare(b.server) || a.name.localeCompare(b.name));
-      for (const e of errors) process.stderr.write(`warning: server ${e.server}: ${e.error}\n`);
+      for (const e of errors) process.stderr.write(`warning: server ${e.server}: ${safeText(e.error)}\n`);
       ctx.result({ sheds: rows, ...(errors.length ? { errors } : {}) }, () =>
         rows.length === 0
           ? "no sheds; create one with `shed create NAME --repo URL`"

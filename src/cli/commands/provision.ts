@@ -4,6 +4,7 @@ import { ShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { HookStatus, Shed } from "../../core/types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
+import { safeLine } from "../safe-text.js";
 import { runSsh } from "../ssh-run.js";
 import { table } from "../table.js";
 import { describeShed } from "./describe.js";
@@ -86,7 +87,8 @@ export function describeProvision(shed: Shed): string {
   const p = shed.provision;
   if (!p) return "provision: unknown (server without provisioning)";
   if (!p.file_found) return "provision: no .shed/provision.yaml in the workspace";
-  const lines = [`provision: .shed/provision.yaml${p.env.length ? ` (env: ${p.env.join(", ")})` : ""}`];
+  // Fields from the server are one line each (safeLine): a line break in one must not forge another line.
+  const lines = [`provision: .shed/provision.yaml${p.env.length ? ` (env: ${safeLine(p.env.join(", "))})` : ""}`];
   lines.push(
     table(
       ["  HOOK", "STATE", "EXIT", "TOOK", "STARTED", "LOG"],
@@ -96,12 +98,12 @@ export function describeProvision(shed: Shed): string {
   for (const h of HOOK_NAMES) {
     const run = p.hooks[h];
     if (run.state === "failed" || run.state === "timed_out") {
-      lines.push(`  ${h}: ${run.message ?? run.state}`);
-      for (const l of run.tail?.slice(-5) ?? []) lines.push(`    | ${l}`);
+      lines.push(`  ${h}: ${safeLine(run.message ?? run.state)}`);
+      for (const l of run.tail?.slice(-5) ?? []) lines.push(`    | ${safeLine(l)}`);
     }
   }
-  if (p.path_added.length) lines.push(`  PATH added by install: ${p.path_added.join(", ")}`);
-  for (const w of p.warnings) lines.push(`  warning: ${w}`);
+  if (p.path_added.length) lines.push(`  PATH added by install: ${safeLine(p.path_added.join(", "))}`);
+  for (const w of p.warnings) lines.push(`  warning: ${safeLine(w)}`);
   return lines.join("\n");
 }
 
