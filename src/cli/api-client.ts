@@ -1,45 +1,53 @@
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import { Readable } from "node:stream";
 import { fromErrorBody, ShedError } from "../core/errors.js";
 import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../core/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { Shed } from "../core/types.js";
 import type { ServerEntry } from "./client-config.js";
+import { baseUrl, sendRequest, type Target, type TransportSecurity } from "./http-transport.js";
 import { checkEvent, checkResponse } from "./validate-response.js";
 
-/** Talks to one shed-server's HTTP API. Lifecycle calls stream progress (SSE). */
+/** Where a server's API is and how to prove who we are to it (client config entry, or a first contact). */
+export type Endpoint = Pick<ServerEntry, "host" | "http_port" | "token" | "tls_fingerprint">;
+
+/** Talks to one shed-server's HTTP API, with its token, over TLS pinned to its certificate where it has one. */
 export class ApiClient {
   readonly base: string;
+  private readonly target: Target;
 
   constructor(
     readonly serverName: string,
-    entry: Pick<ServerEntry, "host" | "http_port">,
+    private readonly endpoint: Endpoint,
+    /** Overrides what the entry implies: `server add` probes TLS with trust on first use. */
+    security?: TransportSecurity,
   ) {
-    const host = entry.host.includes(":") && !entry.host.startsWith("[") ? `[${entry.host}]` : entry.host;
-    this.base = `http://${host}:${entry.http_port}`;
+    this.target = {
+      serverName,
+      host: endpoint.host,
+      port: endpoint.http_port,
+      security:
+        security ??
+        (endpoint.tls_fingerprint ? { kind: "pinned", fingerprint: endpoint.tls_fingerprint } : { kind: "plain" }),
+    };
+    this.base = baseUrl(this.target);
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.fetch(path, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const res = await this.send(method, path, payload === undefined ? {} : jsonHeaders(payload), payload);
+    const text = await readAll(res);
     const parsed = text ? safeJson(text) : undefined;
-    if (!res.ok) throw fromErrorBody(parsed, res.status);
+    if ((res.statusCode ?? 500) >= 400) throw this.failure(parsed, res.statusCode ?? 500);
     // What a server sends is untrusted: sheds are checked before any command uses them.
     return checkResponse(this.serverName, method, path, parsed) as T;
   }
 
-  async upload(path: string, body: ReadableStream<Uint8Array>): Promise<{ id: string }> {
-    const res = await this.fetch(path, {
-      method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
-      body,
-      duplex: "half",
-    } as RequestInit);
-    const parsed = safeJson(await res.text());
-    if (!res.ok) throw fromErrorBody(parsed, res.status);
+  async upload(path: string, body: Readable | ReadableStream<Uint8Array>): Promise<{ id: string }> {
+    const stream = body instanceof Readable ? body : Readable.fromWeb(body as import("node:stream/web").ReadableStream);
+    const res = await this.send("PUT", path, { "content-type": "application/octet-stream" }, stream);
+    const parsed = safeJson(await readAll(res));
+    if ((res.statusCode ?? 500) >= 400) throw this.failure(parsed, res.statusCode ?? 500);
     return parsed as { id: string };
   }
 
@@ -57,12 +65,22 @@ export class ApiClient {
     onPrinted?: (bytes: Buffer) => Promise<void> | undefined,
   ): Promise<ProgressEvent | undefined> {
     // node:http and compact frames rather than fetch and SSE: hook output can be hundreds of megabytes.
-    const res = await this.request(method, path, body, onPrinted !== undefined);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const res = await this.send(
+      method,
+      path,
+      {
+        accept: FRAMES_CONTENT_TYPE,
+        ...(onPrinted !== undefined ? { [PRINT_LINES_HEADER]: "lines" } : {}),
+        ...(payload === undefined ? {} : jsonHeaders(payload)),
+      },
+      payload,
+    );
     const type = String(res.headers["content-type"] ?? "");
     if ((res.statusCode ?? 500) >= 400 || !type.includes(FRAMES_CONTENT_TYPE)) {
       const text = await readAll(res);
       const parsed = text ? safeJson(text) : undefined;
-      if ((res.statusCode ?? 500) >= 400) throw fromErrorBody(parsed, res.statusCode ?? 500);
+      if ((res.statusCode ?? 500) >= 400) throw this.failure(parsed, res.statusCode ?? 500);
       // A server that does not stream answers with the final shed (or nothing, for delete).
       return parsed && typeof parsed === "object" && "name" in parsed
         ? checkEvent(this.serverName, { type: "result", shed: parsed as Shed })
@@ -99,49 +117,31 @@ export class ApiClient {
     return last;
   }
 
-  private request(method: string, path: string, body: unknown, printLines: boolean): Promise<IncomingMessage> {
-    const url = new URL(`${this.base}${path}`);
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = httpRequest(
-        {
-          host: url.hostname.replace(/^\[|\]$/g, ""),
-          port: url.port,
-          path: url.pathname + url.search,
-          method,
-          headers: {
-            accept: FRAMES_CONTENT_TYPE,
-            ...(printLines ? { [PRINT_LINES_HEADER]: "lines" } : {}),
-            ...(payload === undefined
-              ? {}
-              : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
-          },
-        },
-        resolve,
-      );
-      req.on("error", (err: NodeJS.ErrnoException) => reject(this.unreachable(err.code ?? err.message)));
-      req.end(payload);
+  private send(
+    method: string,
+    path: string,
+    headers: OutgoingHttpHeaders,
+    body: string | Readable | undefined,
+  ): Promise<IncomingMessage> {
+    const auth = this.endpoint.token ? { authorization: `Bearer ${this.endpoint.token}` } : {};
+    return sendRequest(this.target, method, path, { ...headers, ...auth }, body);
+  }
+
+  /** An error answer; a refused token gets the CLI's own hint, which knows how this server was added. */
+  private failure(body: unknown, status: number): ShedError {
+    const e = fromErrorBody(body, status);
+    if (e.code !== "UNAUTHORIZED") return e;
+    const how = this.endpoint.token
+      ? "refused this CLI's API token"
+      : "needs an API token, and this CLI has none for it";
+    return new ShedError("UNAUTHORIZED", `shed-server ${this.serverName} at ${this.base} ${how}`, {
+      hint: `on the server, \`shed-server token\` prints the token; then \`shed server add ${this.endpoint.host} --port ${this.endpoint.http_port} --name ${this.serverName} --token-file -\` with it on stdin (or $SHED_TOKEN)`,
     });
   }
+}
 
-  private unreachable(cause: string): ShedError {
-    return new ShedError(
-      "SERVER_UNREACHABLE",
-      `cannot reach shed-server ${this.serverName} at ${this.base} (${cause})`,
-      {
-        hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
-      },
-    );
-  }
-
-  private async fetch(path: string, init: RequestInit): Promise<Response> {
-    try {
-      return await fetch(`${this.base}${path}`, init);
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw this.unreachable(cause?.code ?? cause?.message ?? (err as Error).message);
-    }
-  }
+function jsonHeaders(payload: string): OutgoingHttpHeaders {
+  return { "content-type": "application/json", "content-length": Buffer.byteLength(payload) };
 }
 
 function readAll(res: IncomingMessage): Promise<string> {

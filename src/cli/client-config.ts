@@ -4,6 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { z } from "zod";
 import { loadYamlFile } from "../config/load-yaml-file.js";
+import { FINGERPRINT_RE } from "../core/cert-fingerprint.js";
 import { ShedError } from "../core/errors.js";
 import { writeSshFiles } from "./ssh-files.js";
 
@@ -13,6 +14,15 @@ const serverEntrySchema = z
     http_port: z.number().int().min(1).max(65535),
     ssh_port: z.number().int().min(1).max(65535),
     host_key: z.string().regex(/^[a-z0-9-]+ [A-Za-z0-9+/=]+$/, { message: "not an SSH public host key" }),
+    /** The server's API token (`shed-server token`). Optional only so configs written before tokens still load. */
+    token: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{16,256}$/, { message: "not an API token" })
+      .optional(),
+    /** The API's TLS certificate, pinned at `shed server add`; absent: plain HTTP (a loopback server). */
+    tls_fingerprint: z.string().regex(FINGERPRINT_RE, { message: "not a sha256:HEX fingerprint" }).optional(),
+    /** The shed-server this CLI starts itself on demand (restarted when it is gone). */
+    local: z.boolean().optional(),
   })
   .strict();
 

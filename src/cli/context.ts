@@ -1,7 +1,7 @@
 import { ShedError } from "../core/errors.js";
 import { ApiClient } from "./api-client.js";
 import { ClientConfig, type ServerEntry } from "./client-config.js";
-import { ensureLocalServer } from "./local-server.js";
+import { ensureLocalServer, isOwnLocalServer, reviveLocalServer } from "./local-server.js";
 import { createOutput, type Output } from "./render.js";
 import { safeText } from "./safe-text.js";
 
@@ -29,15 +29,19 @@ export class CliContext {
   /** The chosen server; with none configured, a local shed-server started on demand. */
   async server(): Promise<{ name: string; entry: ServerEntry; api: ApiClient }> {
     let picked = this.cfg.pick(this.opts.server);
+    const say = (line: string) => {
+      if (!this.json) process.stderr.write(`${line}\n`);
+    };
     if (!picked) {
       if (Object.keys(this.cfg.data.servers).length > 1) {
         throw new ShedError("SERVER_NOT_FOUND", "several servers are configured and none is the default", {
           hint: "pass --server NAME or run `shed server set-default NAME`",
         });
       }
-      picked = await ensureLocalServer(this.cfg, (line) => {
-        if (!this.json) process.stderr.write(`${line}\n`);
-      });
+      picked = await ensureLocalServer(this.cfg, say);
+    } else if (isOwnLocalServer(this.cfg, picked.name, picked.entry)) {
+      // The CLI's own server may be gone since (a reboot, a kill): it is started again, same data dir.
+      picked = await reviveLocalServer(this.cfg, picked.entry, say);
     }
     return { ...picked, api: new ApiClient(picked.name, picked.entry) };
   }

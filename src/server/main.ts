@@ -1,5 +1,6 @@
 import { Command } from "@commander-js/extra-typings";
 import { loadServerConfig } from "../config/server-config.js";
+import { loadOrCreateApiToken } from "../core/api-token.js";
 import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { startServer } from "./server.js";
@@ -14,9 +15,25 @@ program
     try {
       const config = loadServerConfig(opts.config);
       const server = await startServer(config);
+      const { transport } = server;
+      if (transport.kind === "http" && transport.warning)
+        process.stderr.write(`shed-server: WARNING: ${transport.warning}\n`);
+      if (transport.kind === "tls") {
+        process.stderr.write(
+          `shed-server: API on https://${config.bind}:${server.httpPort}, certificate ${transport.fingerprint}${transport.selfSigned ? " (self-signed, made once in data_dir/tls)" : ""}\n`,
+        );
+      }
       // One line on stdout that scripts (and the CLI's on-demand start) wait for.
       process.stdout.write(
-        `${JSON.stringify({ ready: true, name: config.name, http_port: server.httpPort, ssh_port: server.sshPort, bind: config.bind })}\n`,
+        `${JSON.stringify({
+          ready: true,
+          name: config.name,
+          http_port: server.httpPort,
+          ssh_port: server.sshPort,
+          bind: config.bind,
+          tls: transport.kind === "tls",
+          ...(transport.kind === "tls" ? { tls_fingerprint: transport.fingerprint } : {}),
+        })}\n`,
       );
       const shutdown = () => {
         void server.close().then(() => process.exit(0));
@@ -24,9 +41,25 @@ program
       process.on("SIGINT", shutdown);
       process.on("SIGTERM", shutdown);
     } catch (err) {
-      const e = toShedError(err);
-      process.stderr.write(`shed-server: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
-      process.exit(1);
+      fail(err);
+    }
+  });
+
+program
+  .command("token")
+  .description("print the API token that clients need (made on first use, kept in data_dir/api_token)")
+  .option("--config <file>", "server config YAML (defaults apply without one)", process.env.SHED_SERVER_CONFIG)
+  .action((opts) => {
+    try {
+      const config = loadServerConfig(opts.config);
+      process.stdout.write(`${loadOrCreateApiToken(config.dataDir)}\n`);
+      if (process.stdout.isTTY) {
+        process.stderr.write(
+          "give it to the CLI without a command-line argument: shed-server token | shed server add HOST --token-file -\n",
+        );
+      }
+    } catch (err) {
+      fail(err);
     }
   });
 
@@ -38,10 +71,14 @@ program
     try {
       process.stdout.write(`${JSON.stringify(loadServerConfig(opts.config), null, 2)}\n`);
     } catch (err) {
-      const e = toShedError(err);
-      process.stderr.write(`shed-server: ${e.message}\n`);
-      process.exit(1);
+      fail(err);
     }
   });
+
+function fail(err: unknown): never {
+  const e = toShedError(err);
+  process.stderr.write(`shed-server: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+  process.exit(1);
+}
 
 await program.parseAsync();

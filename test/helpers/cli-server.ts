@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll } from "vitest";
-import { type CliUser, cliOk, newCliUser, REPO_ROOT } from "./cli.js";
+import { type CliUser, newCliUser, REPO_ROOT } from "./cli.js";
 import { startTestServer, type TestServer } from "./server.js";
 
 /**
@@ -19,7 +19,16 @@ export function useCliServer(
     }
     const server = await startTestServer(extra);
     const user = newCliUser();
-    await cliOk(user, ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", "dev"]);
+    await addServerAs(user, server, "dev");
     got(server, user);
   });
+}
+
+/** `shed server add` of a test server, its token given on stdin as a user would pipe `shed-server token`. */
+export async function addServerAs(user: CliUser, server: TestServer, name: string): Promise<void> {
+  const res = await user.run(
+    ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", name, "--token-file", "-"],
+    { input: `${server.token}\n` },
+  );
+  if (res.code !== 0) throw new Error(`shed server add failed (exit ${res.code}):\n${res.stderr}`);
 }

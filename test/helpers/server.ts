@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll } from "vitest";
@@ -12,8 +12,13 @@ export interface TestServer extends RunningServer {
   dir: string;
   configFile: string;
   base: string;
+  /** The server's API token (data_dir/api_token). */
+  token: string;
   info(): Promise<ServerInfo>;
-  /** fetch against the API; returns status and parsed body. */
+  /**
+   * fetch against the API with the server's token; returns status and parsed body.
+   * An `authorization` header given here replaces the token's ("" sends none).
+   */
   api(
     method: string,
     path: string,
@@ -42,10 +47,16 @@ export async function startTestServer(extra: Record<string, unknown> = {}, exist
   );
   const server = await startServer(loadServerConfig(configFile));
   const base = `http://127.0.0.1:${server.httpPort}`;
+  const token = readFileSync(join(dir, "data", "api_token"), "utf8").trim();
   const api: TestServer["api"] = async (method, path, body, headers = {}) => {
+    const { authorization = `Bearer ${token}`, ...rest } = headers;
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+      headers: {
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...(authorization ? { authorization } : {}),
+        ...rest,
+      },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -63,6 +74,7 @@ export async function startTestServer(extra: Record<string, unknown> = {}, exist
     dir,
     configFile,
     base,
+    token,
     api,
     info: async () => (await api("GET", "/api/info")).body as ServerInfo,
     // Closing twice (a test, then the file's cleanup) closes once.

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from "no
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import { type CliResult, type CliUser, cliOk, json, newCliUser, show } from "../helpers/cli.js";
-import { useCliServer } from "../helpers/cli-server.js";
+import { addServerAs, useCliServer } from "../helpers/cli-server.js";
 import { containerExists, dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { guestFile } from "../helpers/provision.js";
@@ -73,7 +73,7 @@ function expectNoSecret(res: CliResult): void {
 
 async function newUser(): Promise<CliUser> {
   const u = newCliUser();
-  await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"]);
+  await addServerAs(u, srv, "dev");
   return u;
 }
 

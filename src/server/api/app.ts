@@ -8,6 +8,7 @@ import {
 } from "../../core/api-types.js";
 import { ShedError } from "../../core/errors.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
+import { requestGuard } from "../auth/request-guard.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
 import type { BundleStore } from "../bundles.js";
 import { errorResponse, runOperation } from "./respond.js";
@@ -17,6 +18,8 @@ export interface ApiDeps {
   bundles: BundleStore;
   keys: AuthorizedKeys;
   info: () => ServerInfo;
+  /** The API token every request but GET /api/info must carry. */
+  token: string;
 }
 
 /** The HTTP JSON API. Handlers only parse input and call the service. */
@@ -25,6 +28,8 @@ export function createApi(deps: ApiDeps): Hono {
   const { service } = deps;
 
   app.onError((err, c) => errorResponse(c, err));
+  // Before every route: a refused request never reaches a handler, so it changes nothing.
+  app.use("*", requestGuard(deps.token));
   app.notFound((c) =>
     errorResponse(c, new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
   );

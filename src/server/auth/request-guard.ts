@@ -1,0 +1,65 @@
+import { timingSafeEqual } from "node:crypto";
+import type { MiddlewareHandler } from "hono";
+import { ShedError } from "../../core/errors.js";
+
+/** The one request that needs no token: it tells clients who the server is, and holds nothing secret. */
+const PUBLIC = { method: "GET", path: "/api/info" };
+
+/** Routes whose body is not JSON. */
+const OCTET_STREAM_ROUTES = new Set(["/api/bundles"]);
+
+/**
+ * Every request passes here before any handler, so a refused one changes nothing:
+ * 1. An `Origin` header means a web page sent it (browsers add it to cross-site
+ *    requests): refused, whatever else it carries. No CORS headers are ever sent.
+ * 2. Everything but GET /api/info needs `Authorization: Bearer <token>`. Loopback
+ *    is not trusted: every local user can reach it.
+ * 3. A body must declare what it is: JSON as application/json, bundles as
+ *    application/octet-stream. Browsers can send text/plain across sites without
+ *    asking first; this, with 1 and 2, closes that door.
+ */
+export function requestGuard(token: string): MiddlewareHandler {
+  const expected = Buffer.from(token);
+  return async (c, next) => {
+    if (c.req.header("origin") !== undefined) {
+      throw new ShedError("ORIGIN_REFUSED", "requests from web pages are refused (the request has an Origin header)", {
+        hint: "use the shed CLI, or a client that sends no Origin header",
+      });
+    }
+    const path = new URL(c.req.url).pathname;
+    if (!(c.req.method === PUBLIC.method && path === PUBLIC.path)) {
+      if (!bearerMatches(c.req.header("authorization"), expected)) {
+        c.header("WWW-Authenticate", 'Bearer realm="shed-server"');
+        throw new ShedError("UNAUTHORIZED", "this request needs the server's API token", {
+          hint: "on the server, `shed-server token` prints it; give it to `shed server add HOST --token-file -` (or $SHED_TOKEN)",
+        });
+      }
+    }
+    if (hasBody(c.req.raw)) {
+      const want = OCTET_STREAM_ROUTES.has(path) ? "application/octet-stream" : "application/json";
+      const got = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+      if (got !== want) {
+        throw new ShedError(
+          "UNSUPPORTED_MEDIA_TYPE",
+          `${c.req.method} ${path} takes ${want}, not ${got === "" ? "a body without Content-Type" : JSON.stringify(got)}`,
+          { hint: `send the body with Content-Type: ${want}` },
+        );
+      }
+    }
+    await next();
+  };
+}
+
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  const m = /^Bearer ([^\s]+)$/i.exec(header ?? "");
+  if (!m?.[1]) return false;
+  const given = Buffer.from(m[1]);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** A request has a body when it says so: a length above zero, or chunked transfer. */
+function hasBody(req: Request): boolean {
+  const length = req.headers.get("content-length");
+  if (length !== null) return length !== "0";
+  return req.headers.get("transfer-encoding") !== null;
+}
