@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   CREDENTIAL_MISSING: 400,
   TIMEOUT: 504,
   LOCAL_DIR_NOT_FOUND: 400,
+  /** A --local-dir the server's rules do not allow (a system or home directory, outside local_dir_roots...). */
+  LOCAL_DIR_REFUSED: 403,
   SERVER_UNREACHABLE: 503,
   SERVER_NOT_FOUND: 404,
   NOT_SUPPORTED: 501,

@@ -10,7 +10,8 @@ import { KNOWN_HOSTS } from "./known-hosts.js";
  * key would be unreadable for user shed. Two modes, chosen per credential at
  * create from the owner of its source:
  *
- * - "direct": the source is owned by uid 1000 (user shed in the guest) and has
+ * - "direct": the source is owned by user shed's uid in the guest (1000 in
+ *   shed-base; a --local-dir's owner, see src/guest/shed-user.ts) and has
  *   no `exclude`. It is bind-mounted at its target: live in both directions,
  *   `readonly` makes the mount read-only.
  * - "copy": any other owner, or any `exclude`. The source is bind-mounted read-only at
@@ -24,7 +25,8 @@ import { KNOWN_HOSTS } from "./known-hosts.js";
  * parameters. Messages name credentials and paths, never file contents.
  */
 
-export const GUEST_UID = 1000;
+/** User shed's uid in shed-base; a --local-dir shed's user gets the directory owner's (src/guest/shed-user.ts). */
+export const DEFAULT_GUEST_UID = 1000;
 export const STAGING_DIR = "/run/shed-credentials";
 export const KNOWN_HOSTS_FILE = "/home/shed/.ssh/known_hosts";
 
@@ -38,8 +40,14 @@ export function stagingPath(c: { name: string }): string {
   return `${STAGING_DIR}/${c.name}`;
 }
 
-/** Splits the configured credentials into present ones (with their mode) and missing ones. */
-export function planCredentials(configs: readonly CredentialConfig[]): {
+/**
+ * Splits the configured credentials into present ones (with their mode) and
+ * missing ones; `guestUid` is the uid user shed will have in the new shed.
+ */
+export function planCredentials(
+  configs: readonly CredentialConfig[],
+  guestUid: number,
+): {
   present: PlannedCredential[];
   missing: CredentialConfig[];
 } {
@@ -54,7 +62,7 @@ export function planCredentials(configs: readonly CredentialConfig[]): {
       continue;
     }
     // A mount cannot leave files out, so `exclude` always means a copy.
-    present.push({ ...c, mode: uid === GUEST_UID && c.exclude.length === 0 ? "direct" : "copy" });
+    present.push({ ...c, mode: uid === guestUid && c.exclude.length === 0 ? "direct" : "copy" });
   }
   return { present, missing };
 }
@@ -80,7 +88,8 @@ if [ -d "$src" ]; then
   n=$#
   while [ "$n" -gt 0 ]; do set -- "$@" "--exclude=$1"; shift; n=$((n - 1)); done
   mkdir -p -- "$dst"
-  tar -C "$src" --owner=${GUEST_UID} --group=${GUEST_UID} --numeric-owner "$@" -cf - . | tar -C "$dst" -xpf -
+  # User shed's ids as the guest has them now (a --local-dir shed's user has its directory owner's).
+  tar -C "$src" --owner="$(id -u shed)" --group="$(id -g shed)" --numeric-owner "$@" -cf - . | tar -C "$dst" -xpf -
 else
   if [ -d "$dst" ]; then echo "$dst is a directory but the source is a file" >&2; exit 1; fi
   tmp="$dst.shed-copy"

@@ -5,6 +5,8 @@ import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
 import { setUpCredentials } from "../guest/credentials.js";
 import { prepareGuest } from "../guest/install-state.js";
+import type { CheckedLocalDir } from "./local-dir-policy.js";
+import { LOCAL_DIR_STEP } from "./local-dir-step.js";
 import {
   INSTALL_STEP,
   PATH_CAPTURE_STEP,
@@ -20,6 +22,8 @@ export interface CreateContext {
   repo: RepoSource | undefined;
   missingCredentials: CredentialConfig[];
   prov: ProvisionState;
+  /** The checked --local-dir (its real path is spec.localDir); the local_dir step matches user shed to its owner. */
+  localDir?: CheckedLocalDir;
   storage?: StorageResult;
 }
 
@@ -54,18 +58,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
       await ctx.backend.remove(ctx.spec.name, { keepVolume: true });
     },
   },
-  {
-    id: "local_dir",
-    title: "Local-dir mount",
-    fatal: true,
-    async run(ctx) {
-      if (!ctx.spec.localDir) return { outcome: "skipped", reason: "no --local-dir" };
-      if (ctx.backend.capabilities.localDir === "bind_mount") {
-        return { outcome: "done", message: "already bind-mounted at container creation" };
-      }
-      throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${ctx.backend.name} backend`);
-    },
-  },
+  LOCAL_DIR_STEP,
   {
     id: "credentials",
     title: "Credential setup",

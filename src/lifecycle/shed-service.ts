@@ -1,5 +1,3 @@
-import { existsSync, statSync } from "node:fs";
-import { isAbsolute } from "node:path";
 import type { Backend, CreateSpec } from "../backends/backend.js";
 import type { HookName } from "../config/provision-file.js";
 import type { ServerConfig } from "../config/server-config.js";
@@ -15,6 +13,8 @@ import type { RepoSource } from "../guest/clone.js";
 import { planCredentials } from "../guest/credentials.js";
 import type { GuestExec } from "../guest/exec.js";
 import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
+import { checkLocalDir } from "./local-dir-policy.js";
+import { plannedShedUid } from "./local-dir-step.js";
 import type { MetaStore, ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
@@ -221,19 +221,9 @@ export class ShedService {
     if (req.repo && req.repo_bundle) {
       throw new ShedError("INVALID_REQUEST", "give either repo or repo_bundle, not both");
     }
-    if (req.local_dir) {
-      if (!isAbsolute(req.local_dir)) {
-        throw new ShedError("INVALID_REQUEST", `local_dir ${JSON.stringify(req.local_dir)} must be an absolute path`);
-      }
-      if (!existsSync(req.local_dir) || !statSync(req.local_dir).isDirectory()) {
-        throw new ShedError(
-          "LOCAL_DIR_NOT_FOUND",
-          `--local-dir ${req.local_dir} is not a directory on server ${this.deps.config.name}`,
-          {
-            hint: "create the directory, or check the path (it is resolved on the server's machine)",
-          },
-        );
-      }
+    // Checked here, before anything is made, for every backend; the real path is what gets mounted.
+    const localDir = req.local_dir ? checkLocalDir(req.local_dir, this.deps.config) : undefined;
+    if (localDir) {
       if (!backend.capabilities.localDir) {
         throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${backendName} backend`, {
           hint: "use --repo instead, or the docker backend",
@@ -262,15 +252,15 @@ export class ShedService {
         ...(req.repo_origin ? { origin: repoRemote(req.repo_origin, req.repo_credentials) } : {}),
       };
     }
-    // Direct bind mount when the source is owned by uid 1000, else a staged copy (src/guest/credentials.ts).
-    const { present, missing } = planCredentials(this.deps.config.credentials);
+    // Direct bind mount when the source is owned by user shed's uid-to-be, else a staged copy (src/guest/credentials.ts).
+    const { present, missing } = planCredentials(this.deps.config.credentials, plannedShedUid(localDir));
     const spec: CreateSpec = {
       name,
       image: req.image ?? this.deps.config.defaultImage,
       credentials: present,
       env: this.deps.env,
       createdAt: new Date().toISOString(),
-      ...(req.local_dir ? { localDir: req.local_dir } : {}),
+      ...(localDir ? { localDir: localDir.path } : {}),
       ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
       ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
     };
@@ -279,6 +269,7 @@ export class ShedService {
       spec,
       repo,
       missingCredentials: missing,
+      ...(localDir ? { localDir } : {}),
       prov: this.provisionState(backend, name, req.no_provision === true),
     };
   }
