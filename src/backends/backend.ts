@@ -28,6 +28,26 @@ export interface StorageResult {
   reused: boolean;
 }
 
+/**
+ * What createAndStart made, so that undoing a failed create removes exactly
+ * that object (by its id) and never whatever holds the shed's name by then.
+ */
+export interface CreatedHandle {
+  readonly id: string;
+}
+
+/** Which objects a backend may act on: its server's own, and old ones this server adopts. */
+export interface Ownership {
+  /** This server's id, written on everything the backend makes. */
+  serverId: string;
+  /**
+   * Whether an object made by a Shed version without server ids (so it carries
+   * none) is this server's. The lifecycle answers it: the server that holds the
+   * shed's record made it.
+   */
+  adopts(name: string): boolean;
+}
+
 export interface RemoveOptions {
   keepVolume: boolean;
 }
@@ -42,10 +62,16 @@ export interface Backend {
 
   /** Create step 1. */
   prepareStorage(spec: CreateSpec): Promise<StorageResult>;
-  /** Undo of step 1 after a fatal failure (never touches a --local-dir). */
+  /** Undo of step 1 after a fatal failure (never touches a --local-dir, nor storage that is not this server's). */
   removeStorage(name: string): Promise<void>;
-  /** Create step 2: create and start the container or VM, wait until exec works. */
-  createAndStart(spec: CreateSpec): Promise<void>;
+  /**
+   * Create step 2: create and start the container or VM. When it throws, it has
+   * already removed what it made; refuses (SHED_NOT_OWNED) when the name is taken
+   * by an object that is not this server's.
+   */
+  createAndStart(spec: CreateSpec): Promise<CreatedHandle>;
+  /** Undo of step 2: removes exactly the object createAndStart returned, by id. Idempotent. */
+  removeCreated(handle: CreatedHandle): Promise<void>;
   /** Start step 1 for an existing, stopped shed. */
   start(name: string): Promise<void>;
   /** Stop step 3: the process stop (SIGTERM, then SIGKILL after the timeout). */
@@ -53,7 +79,14 @@ export interface Backend {
   /** Removes the container or VM (and the workspace unless kept). Idempotent. */
   remove(name: string, opts: RemoveOptions): Promise<void>;
 
+  /**
+   * This server's shed of that name (owner "this_server"), or one made by an older
+   * Shed that no server has adopted (owner "unowned": shown, never acted on).
+   * Another server's shed, or an object not made by Shed, is undefined.
+   * start, stop and remove act only on this server's own and refuse the rest.
+   */
   get(name: string): Promise<Shed | undefined>;
+  /** What get would return, for every shed on the backend. */
   list(): Promise<Shed[]>;
   guest(name: string): GuestExec;
   /** Checks the backend is usable (engine reachable); throws BACKEND_ERROR with a hint. */

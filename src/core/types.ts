@@ -6,10 +6,19 @@ export type BackendName = (typeof BACKENDS)[number];
 /** What the backend reports; "unknown" when it cannot say (e.g. the engine is down). */
 export type ShedStatus = "running" | "stopped" | "unknown";
 
+export type ShedOwner = "this_server" | "unowned";
+
 export interface Shed {
   name: string;
   backend: BackendName;
   status: ShedStatus;
+  /**
+   * "unowned": made by a Shed version without server ids and no server holds its
+   * record, so this server shows it but never starts, stops, deletes or execs in it.
+   */
+  owner: ShedOwner;
+  /** For an unowned shed: how to adopt it, or remove it. */
+  owner_hint?: string;
   image: string;
   created_at: string;
   /** Where the workspace came from, credentials removed. */

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOOK_NAMES, type HookName } from "../config/provision-file.js";
 import { type HookRun, hookLogPath } from "../guest/hook-runner.js";
@@ -62,6 +62,11 @@ export class MetaStore {
     writeFileSync(tmp, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, this.file(name));
     return meta;
+  }
+
+  /** Whether this server holds a record of the shed (what adopts a shed made before server ids). */
+  has(name: string): boolean {
+    return existsSync(this.file(name));
   }
 
   remove(name: string): void {

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { Server as SshServer } from "ssh2";
-import type { Backend } from "../backends/backend.js";
+import type { Backend, Ownership } from "../backends/backend.js";
 import { DockerBackend } from "../backends/docker/docker-backend.js";
 import { readEnvFile } from "../config/env-file.js";
 import type { ServerConfig } from "../config/server-config.js";
@@ -17,6 +17,7 @@ import { createApi } from "./api/app.js";
 import { AuthorizedKeys } from "./authorized-keys.js";
 import { BundleStore } from "./bundles.js";
 import { loadOrCreateHostKey } from "./host-key.js";
+import { loadOrCreateServerId } from "./server-id.js";
 import { createSshServer } from "./ssh/ssh-server.js";
 
 export interface RunningServer {
@@ -29,12 +30,14 @@ export interface RunningServer {
 /** The composition root of shed-server: backends, service, HTTP API and SSH. */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const env = config.envFile ? readEnvFile(config.envFile) : {};
-  const backends = new Map<BackendName, Backend>();
-  for (const name of config.enabledBackends) backends.set(name, makeBackend(name));
-  for (const backend of backends.values()) await backend.ping();
-
   const meta = new MetaStore(config.dataDir);
   meta.reconcile();
+  // Sheds made before server ids existed are this server's when it holds their record.
+  const ownership = { serverId: loadOrCreateServerId(config.dataDir), adopts: (name: string) => meta.has(name) };
+  const backends = new Map<BackendName, Backend>();
+  for (const name of config.enabledBackends) backends.set(name, makeBackend(name, ownership));
+  for (const backend of backends.values()) await backend.ping();
+
   const bundles = new BundleStore(config.dataDir);
   const keys = new AuthorizedKeys(config.authorizedKeysFile);
   const hostKey = loadOrCreateHostKey(join(config.dataDir, "ssh_host_ed25519_key"));
@@ -75,8 +78,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   };
 }
 
-function makeBackend(name: BackendName): Backend {
-  if (name === "docker") return new DockerBackend();
+function makeBackend(name: BackendName, ownership: Ownership): Backend {
+  if (name === "docker") return new DockerBackend(ownership);
   throw new ShedError("BACKEND_NOT_ENABLED", `the ${name} backend is not available in this build`, {
     hint: "enable only docker in enabled_backends for now",
   });

@@ -4,24 +4,32 @@ import { type Shed, type ShedStatus, shedBaseEnv, WORKSPACE } from "../../core/t
 import { stagingPath } from "../../guest/credentials.js";
 import type { GuestExec } from "../../guest/exec.js";
 import { HOOK_LOG_DIR } from "../../guest/hook-runner.js";
-import type { Backend, CreateSpec, RemoveOptions, StorageResult } from "../backend.js";
+import type { Backend, CreatedHandle, CreateSpec, Ownership, RemoveOptions, StorageResult } from "../backend.js";
 import { CAPABILITIES } from "../capabilities.js";
 import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
 import { DockerGuestExec } from "./docker-exec.js";
 import { containerName, LABEL, volumeName } from "./naming.js";
+import { notOwnedError, type Owner, ownerOf, unownedHint } from "./ownership.js";
 
 /**
  * The Docker column of the seed's tables: a named volume (or a bind mount of
  * --local-dir) at /workspace, a container `shed-<name>` labelled so that Docker
  * is the source of truth, credentials bind-mounted at creation (directly, or
  * read-only at a staging path for a copy owned by user shed).
+ *
+ * Every object it makes carries this server's id, and it acts only on objects
+ * that are this server's (ownership.ts): by the id it inspected, never by a
+ * name that could meanwhile point at someone else's container.
  */
 export class DockerBackend implements Backend {
   readonly name = "docker" as const;
   readonly capabilities = CAPABILITIES.docker;
   readonly docker: Docker;
 
-  constructor(docker?: Docker) {
+  constructor(
+    private readonly ownership: Ownership,
+    docker?: Docker,
+  ) {
     this.docker = docker ?? new Docker();
   }
 
@@ -35,25 +43,39 @@ export class DockerBackend implements Backend {
 
   async prepareStorage(spec: CreateSpec): Promise<StorageResult> {
     if (spec.localDir) return { created: false, reused: false };
-    const volume = this.docker.getVolume(volumeName(spec.name));
-    try {
-      await volume.inspect();
+    const name = volumeName(spec.name);
+    const existing = await this.inspectVolume(name);
+    if (existing) {
+      // A workspace kept by this server's `delete --keep-volume` comes back; anyone else's is refused, never reused.
+      const owner = ownerOf(existing.Labels, spec.name, this.ownership);
+      if (owner.kind !== "this_server") throw notOwnedError(`volume ${name}`, spec.name, owner);
       return { created: false, reused: true };
-    } catch (err) {
-      if (dockerStatus(err) !== 404) throw backendError(`inspect volume ${volumeName(spec.name)}`, err);
     }
+    let made: Docker.VolumeInspectInfo;
     try {
-      await this.docker.createVolume({
-        Name: volumeName(spec.name),
-        Labels: { [LABEL.managed]: "true", [LABEL.name]: spec.name },
-      });
+      made = await (
+        await this.docker.createVolume({
+          Name: name,
+          Labels: { ...this.ownLabels(spec.name), [LABEL.createdAt]: spec.createdAt },
+        })
+      ).inspect();
     } catch (err) {
-      throw backendError(`create volume ${volumeName(spec.name)}`, err);
+      throw backendError(`create volume ${name}`, err);
+    }
+    // Creating a volume whose name exists returns the existing one: only our labels prove this call made it.
+    const labels = made.Labels ?? {};
+    if (labels[LABEL.serverId] !== this.ownership.serverId || labels[LABEL.createdAt] !== spec.createdAt) {
+      const owner = ownerOf(labels, spec.name, this.ownership);
+      if (owner.kind !== "this_server") throw notOwnedError(`volume ${name}`, spec.name, owner);
+      return { created: false, reused: true };
     }
     return { created: true, reused: false };
   }
 
   async removeStorage(name: string): Promise<void> {
+    const volume = await this.inspectVolume(volumeName(name));
+    // Volumes have no id but their name: what is removed is what was just seen to be this server's.
+    if (!volume || ownerOf(volume.Labels, name, this.ownership).kind !== "this_server") return;
     try {
       await this.docker.getVolume(volumeName(name)).remove();
     } catch (err) {
@@ -61,7 +83,7 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async createAndStart(spec: CreateSpec): Promise<void> {
+  async createAndStart(spec: CreateSpec): Promise<CreatedHandle> {
     const mounts: Docker.MountSettings[] = [
       spec.localDir
         ? { Type: "bind", Source: spec.localDir, Target: WORKSPACE }
@@ -84,14 +106,13 @@ export class DockerBackend implements Backend {
         // Labelled, so a log volume left by a container removed without -v says whose it was.
         VolumeOptions: {
           NoCopy: false,
-          Labels: { [LABEL.managed]: "true", [LABEL.name]: spec.name, [LABEL.role]: "hook-logs" },
+          Labels: { ...this.ownLabels(spec.name), [LABEL.role]: "hook-logs" },
           DriverConfig: { Name: "local", Options: {} },
         },
       },
     ];
     const labels: Record<string, string> = {
-      [LABEL.managed]: "true",
-      [LABEL.name]: spec.name,
+      ...this.ownLabels(spec.name),
       [LABEL.backend]: "docker",
       [LABEL.image]: spec.image,
       [LABEL.createdAt]: spec.createdAt,
@@ -123,23 +144,33 @@ export class DockerBackend implements Backend {
           cause: err,
         });
       }
-      if (dockerStatus(err) === 409) {
-        throw new ShedError("SHED_ALREADY_EXISTS", `a container named ${containerName(spec.name)} already exists`, {
-          hint: "remove it (docker rm) or choose another shed name",
-        });
-      }
+      if (dockerStatus(err) === 409) throw await this.nameTaken(spec.name, err);
       throw backendError(`create container ${containerName(spec.name)}`, err);
     }
+    const handle: CreatedHandle = { id: container.id };
     try {
       await container.start();
     } catch (err) {
+      // Nothing is returned when this throws, so what was made here is removed here (by its id).
+      await this.removeCreated(handle).catch(() => {});
       throw backendError(`start container ${containerName(spec.name)}`, err);
+    }
+    return handle;
+  }
+
+  async removeCreated(handle: CreatedHandle): Promise<void> {
+    try {
+      // v: the anonymous hook-log volume goes with the container; named volumes (the workspace) never do.
+      await this.docker.getContainer(handle.id).remove({ force: true, v: true });
+    } catch (err) {
+      if (dockerStatus(err) !== 404) throw backendError(`remove container ${handle.id.slice(0, 12)}`, err);
     }
   }
 
   async start(name: string): Promise<void> {
+    const id = await this.ownContainerId(name);
     try {
-      await this.docker.getContainer(containerName(name)).start();
+      await this.docker.getContainer(id).start();
     } catch (err) {
       if (dockerStatus(err) === 304) return; // already running
       throw this.mapMissing(name, err, "start");
@@ -147,8 +178,9 @@ export class DockerBackend implements Backend {
   }
 
   async stop(name: string, timeoutMs: number): Promise<void> {
+    const id = await this.ownContainerId(name);
     try {
-      await this.docker.getContainer(containerName(name)).stop({ t: Math.max(0, Math.ceil(timeoutMs / 1000)) });
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.ceil(timeoutMs / 1000)) });
     } catch (err) {
       if (dockerStatus(err) === 304) return; // already stopped
       throw this.mapMissing(name, err, "stop");
@@ -156,26 +188,21 @@ export class DockerBackend implements Backend {
   }
 
   async remove(name: string, opts: RemoveOptions): Promise<void> {
-    try {
-      // v: the anonymous hook-log volume goes with the container; named volumes (the workspace) never do.
-      await this.docker.getContainer(containerName(name)).remove({ force: true, v: true });
-    } catch (err) {
-      if (dockerStatus(err) !== 404) throw backendError(`remove container ${containerName(name)}`, err);
+    const info = await this.inspectContainer(name);
+    if (info) {
+      const owner = ownerOf(info.Config.Labels, name, this.ownership);
+      if (owner.kind !== "this_server") throw notOwnedError(`container ${containerName(name)}`, name, owner);
+      // By the id just inspected: a container put under this name since then is not hit.
+      await this.removeCreated({ id: info.Id });
     }
     if (!opts.keepVolume) await this.removeStorage(name);
   }
 
   async get(name: string): Promise<Shed | undefined> {
-    let info: Docker.ContainerInspectInfo;
-    try {
-      info = await this.docker.getContainer(containerName(name)).inspect();
-    } catch (err) {
-      if (dockerStatus(err) === 404) return undefined;
-      throw backendError(`inspect ${containerName(name)}`, err);
-    }
+    const info = await this.inspectContainer(name);
+    if (!info) return undefined;
     const labels = info.Config.Labels ?? {};
-    if (labels[LABEL.managed] !== "true" || labels[LABEL.name] !== name) return undefined;
-    return this.toShed(labels, info.State.Running ? "running" : "stopped");
+    return this.visible(labels, name, info.State.Running ? "running" : "stopped");
   }
 
   async list(): Promise<Shed[]> {
@@ -188,9 +215,13 @@ export class DockerBackend implements Backend {
     } catch (err) {
       throw backendError("list containers", err);
     }
+    // Another server's sheds are not listed at all; unadopted old ones are, as unowned.
     return containers
-      .filter((c) => c.Labels[LABEL.name])
-      .map((c) => this.toShed(c.Labels, c.State === "running" ? "running" : "stopped"))
+      .flatMap((c) => {
+        const name = c.Labels[LABEL.name];
+        const shed = name && this.visible(c.Labels, name, c.State === "running" ? "running" : "stopped");
+        return shed ? [shed] : [];
+      })
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -198,13 +229,22 @@ export class DockerBackend implements Backend {
     return new DockerGuestExec(this.docker, containerName(name));
   }
 
-  private toShed(labels: Record<string, string>, status: ShedStatus): Shed {
-    const name = labels[LABEL.name] ?? "";
+  /** The shed this server may show: its own, or an unowned old one; undefined for anyone else's. */
+  private visible(labels: Record<string, string>, name: string, status: ShedStatus): Shed | undefined {
+    const owner = ownerOf(labels, name, this.ownership);
+    if (owner.kind === "this_server" || owner.kind === "unowned") return this.toShed(labels, name, status, owner);
+    return undefined;
+  }
+
+  private toShed(labels: Record<string, string>, name: string, status: ShedStatus, owner: Owner): Shed {
     const localDir = labels[LABEL.localDir];
     return {
       name,
       backend: "docker",
       status,
+      ...(owner.kind === "unowned"
+        ? { owner: "unowned" as const, owner_hint: unownedHint(name) }
+        : { owner: "this_server" as const }),
       image: labels[LABEL.image] ?? "",
       created_at: labels[LABEL.createdAt] ?? "",
       ...(labels[LABEL.repo] ? { repo: labels[LABEL.repo] } : {}),
@@ -217,12 +257,59 @@ export class DockerBackend implements Backend {
     };
   }
 
-  private mapMissing(name: string, err: unknown, what: string): ShedError {
-    if (dockerStatus(err) === 404) {
-      return new ShedError("SHED_NOT_FOUND", `shed ${JSON.stringify(name)} does not exist (its container is gone)`, {
-        hint: "`shed list` shows the sheds this server has",
+  /** The labels that make an object this server's shed object. */
+  private ownLabels(name: string): Record<string, string> {
+    return { [LABEL.managed]: "true", [LABEL.name]: name, [LABEL.serverId]: this.ownership.serverId };
+  }
+
+  private async inspectContainer(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(containerName(name)).inspect();
+    } catch (err) {
+      if (dockerStatus(err) === 404) return undefined;
+      throw backendError(`inspect ${containerName(name)}`, err);
+    }
+  }
+
+  private async inspectVolume(name: string): Promise<Docker.VolumeInspectInfo | undefined> {
+    try {
+      return await this.docker.getVolume(name).inspect();
+    } catch (err) {
+      if (dockerStatus(err) === 404) return undefined;
+      throw backendError(`inspect volume ${name}`, err);
+    }
+  }
+
+  /** The id of the shed's container if it is this server's; start and stop act on that id only. */
+  private async ownContainerId(name: string): Promise<string> {
+    const info = await this.inspectContainer(name);
+    if (!info) throw containerGone(name);
+    const owner = ownerOf(info.Config.Labels, name, this.ownership);
+    if (owner.kind !== "this_server") throw notOwnedError(`container ${containerName(name)}`, name, owner);
+    return info.Id;
+  }
+
+  /** Why the container name is taken, naming whose the container is; nothing of theirs is touched. */
+  private async nameTaken(name: string, cause: unknown): Promise<ShedError> {
+    const info = await this.inspectContainer(name).catch(() => undefined);
+    const owner: Owner = info ? ownerOf(info.Config.Labels, name, this.ownership) : { kind: "not_shed" };
+    if (owner.kind === "this_server") {
+      return new ShedError("SHED_ALREADY_EXISTS", `shed ${JSON.stringify(name)} already exists`, {
+        hint: "pick another name, or `shed delete` the existing one first",
+        cause,
       });
     }
+    return notOwnedError(`the name ${JSON.stringify(name)} is taken: container ${containerName(name)}`, name, owner);
+  }
+
+  private mapMissing(name: string, err: unknown, what: string): ShedError {
+    if (dockerStatus(err) === 404) return containerGone(name);
     return backendError(`${what} ${containerName(name)}`, err);
   }
+}
+
+function containerGone(name: string): ShedError {
+  return new ShedError("SHED_NOT_FOUND", `shed ${JSON.stringify(name)} does not exist (its container is gone)`, {
+    hint: "`shed list` shows the sheds this server has",
+  });
 }

@@ -7,6 +7,11 @@ export const LABEL = {
   createdAt: "dev.shed.created-at",
   repo: "dev.shed.repo",
   localDir: "dev.shed.local-dir",
+  /**
+   * The id of the shed-server that made the object (data_dir/server_id): a server acts only on its
+   * own. Objects made before this label existed have none (see ownership.ts for who may adopt them).
+   */
+  serverId: "dev.shed.server-id",
   /** On volumes other than the workspace: what the volume holds. */
   role: "dev.shed.role",
 } as const;

@@ -5,7 +5,7 @@ import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
 import { ApiClient } from "../api-client.js";
 import { CliContext, type GlobalOptions } from "../context.js";
-import { safeText } from "../safe-text.js";
+import { safeLine, safeText } from "../safe-text.js";
 import { runSsh } from "../ssh-run.js";
 import { table } from "../table.js";
 import { execInSession } from "./connect.js";
@@ -43,19 +43,29 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
       ctx.result({ sheds: rows, ...(errors.length ? { errors } : {}) }, () =>
         rows.length === 0
           ? "no sheds; create one with `shed create NAME --repo URL`"
-          : table(
-              ["NAME", "STATUS", "SERVER", "BACKEND", "IMAGE", "CREATED", "SOURCE"],
-              rows.map((s) => [
-                s.name,
-                s.status +
-                  (s.warnings.length ? ` (${s.warnings.length} warning${s.warnings.length > 1 ? "s" : ""})` : ""),
-                s.server,
-                s.backend,
-                s.image,
-                s.created_at.slice(0, 16).replace("T", " "),
-                s.repo ?? s.local_dir ?? "",
-              ]),
-            ),
+          : [
+              table(
+                ["NAME", "STATUS", "SERVER", "BACKEND", "IMAGE", "CREATED", "SOURCE"],
+                rows.map((s) => [
+                  s.name,
+                  s.status +
+                    (s.owner === "unowned" ? ", unowned" : "") +
+                    (s.warnings.length ? ` (${s.warnings.length} warning${s.warnings.length > 1 ? "s" : ""})` : ""),
+                  s.server,
+                  s.backend,
+                  s.image,
+                  s.created_at.slice(0, 16).replace("T", " "),
+                  s.repo ?? s.local_dir ?? "",
+                ]),
+              ),
+              // An unowned shed is left alone by its server: say why and what to do, under the table.
+              ...rows
+                .filter((s) => s.owner === "unowned")
+                .map(
+                  (s) =>
+                    `${safeLine(s.name)} (server ${safeLine(s.server)}) is unowned: made by another shed-server or an older Shed without a server id; the server will not start, stop, delete or exec in it.${s.owner_hint ? `\n  hint: ${safeLine(s.owner_hint)}` : ""}`,
+                ),
+            ].join("\n"),
       );
     });
 
