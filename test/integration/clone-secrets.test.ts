@@ -267,3 +267,28 @@ describe("a real clone with the token", () => {
     expect(remoteLog.stdout).toContain("first commit\n");
   });
 });
+
+describe("the API refuses credentials it cannot use, without echoing them", () => {
+  it("for an ssh URL, together with a token in the URL, and with an unknown field", async () => {
+    const credentials = { username: USER, password: TOKEN };
+    const bodies = [
+      { name: uniqueName("ssh-tok"), repo: `ssh://git@${serve.ip}/repo.git`, repo_credentials: credentials },
+      {
+        name: uniqueName("both-tok"),
+        repo: `http://${USERINFO}@${serve.ip}:8080/repo.git`,
+        repo_credentials: credentials,
+      },
+      {
+        name: uniqueName("odd-tok"),
+        repo: `http://${serve.ip}:8080/repo.git`,
+        repo_credentials: { ...credentials, token: TOKEN },
+      },
+    ];
+    for (const body of bodies) {
+      const res = await server.api("POST", "/api/sheds", body);
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body.error.code).toBe("INVALID_REQUEST");
+      expectNoToken(JSON.stringify(res.body), "the error");
+    }
+  });
+});
