@@ -29,9 +29,8 @@ export class CliContext {
   /** The chosen server; with none configured, a local shed-server started on demand. */
   async server(): Promise<{ name: string; entry: ServerEntry; api: ApiClient }> {
     let picked = this.cfg.pick(this.opts.server);
-    const say = (line: string) => {
-      if (!this.json) process.stderr.write(`${line}\n`);
-    };
+    // On stderr even with --json, like progress: stdout stays one JSON document.
+    const say = (line: string) => process.stderr.write(`${line}\n`);
     if (!picked) {
       if (Object.keys(this.cfg.data.servers).length > 1) {
         throw new ShedError("SERVER_NOT_FOUND", "several servers are configured and none is the default", {

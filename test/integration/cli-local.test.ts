@@ -2,10 +2,12 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { parse as parseYaml } from "yaml";
-import { type CliUser, cliOk, json, newCliUser, REPO_ROOT } from "../helpers/cli.js";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { type CliUser, cliOk, json, newCliUser, REPO_ROOT, show } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { freePort, stopProcess } from "../helpers/host.js";
+import { uniqueName } from "../helpers/names.js";
+import { startTestServer } from "../helpers/server.js";
 
 /**
  * The CLI itself: its version, its code cache, and the local server it starts on demand (bin/shed -> dist/shed.cjs, or straight
@@ -61,11 +63,16 @@ describe("local server on demand", () => {
       expect(info).toMatchObject({ name: "local", http_port: httpPort, ssh_port: sshPort });
       const cfg = parseYaml(readFileSync(u.configFile, "utf8"));
       expect(cfg.default_server).toBe("local");
+      // Added with its token, made in its data dir before it started (0600), and marked as the CLI's own.
+      const token = readFileSync(join(u.dir, "local-server", "data", "api_token"), "utf8").trim();
+      expect(statSync(join(u.dir, "local-server", "data", "api_token")).mode & 0o777).toBe(0o600);
       expect(cfg.servers.local).toEqual({
         host: "127.0.0.1",
         http_port: httpPort,
         ssh_port: sshPort,
         host_key: info.ssh_host_key,
+        token,
+        local: true,
       });
 
       // The second time it is already there.
@@ -80,5 +87,61 @@ describe("local server on demand", () => {
       () => "refused",
     );
     expect(after).toBe("refused");
+  });
+
+  test("once it is gone (a reboot, a kill), the next command starts it again on the same data dir, and says so", async () => {
+    const [httpPort, sshPort] = [await freePort(), await freePort()];
+    const u = newCliUser({ SHED_LOCAL_HTTP_PORT: String(httpPort), SHED_LOCAL_SSH_PORT: String(sshPort) });
+    const pidFile = join(u.dir, "local-server.pid");
+    const name = uniqueName("revive");
+    try {
+      await cliOk(u, ["create", name, "--no-sync"]);
+      localServerPids.push(Number(readFileSync(pidFile, "utf8").trim()));
+      await stopProcess(Number(readFileSync(pidFile, "utf8").trim()));
+
+      const again = await cliOk(u, ["--json", "list"]);
+      expect(again.stderr).toContain("the local shed-server is not running; starting it again");
+      localServerPids.push(Number(readFileSync(pidFile, "utf8").trim()));
+      expect(json(again).sheds.map((s: { name: string }) => s.name)).toContain(name);
+      // Its sheds are its own still: it can act on them.
+      await cliOk(u, ["delete", name, "--force"]);
+    } finally {
+      if (existsSync(pidFile)) await stopProcess(Number(readFileSync(pidFile, "utf8").trim()));
+    }
+  });
+
+  test("a config written before tokens (local entry without token or mark) keeps working: the token is added", async () => {
+    const [httpPort, sshPort] = [await freePort(), await freePort()];
+    const u = newCliUser({ SHED_LOCAL_HTTP_PORT: String(httpPort), SHED_LOCAL_SSH_PORT: String(sshPort) });
+    const pidFile = join(u.dir, "local-server.pid");
+    try {
+      await cliOk(u, ["list"]);
+      localServerPids.push(Number(readFileSync(pidFile, "utf8").trim()));
+      const cfg = parseYaml(readFileSync(u.configFile, "utf8"));
+      delete cfg.servers.local.token;
+      delete cfg.servers.local.local;
+      writeFileSync(u.configFile, stringifyYaml(cfg));
+
+      const res = await cliOk(u, ["--json", "list"]);
+      expect(Array.isArray(json(res).sheds)).toBe(true);
+      const after = parseYaml(readFileSync(u.configFile, "utf8"));
+      expect(after.servers.local.token).toBe(
+        readFileSync(join(u.dir, "local-server", "data", "api_token"), "utf8").trim(),
+      );
+    } finally {
+      if (existsSync(pidFile)) await stopProcess(Number(readFileSync(pidFile, "utf8").trim()));
+    }
+  });
+
+  test("another shed-server answering on the local port is not adopted: the CLI says what answered and how to fix it", async () => {
+    const other = await startTestServer();
+    const u = newCliUser({ SHED_LOCAL_HTTP_PORT: String(other.httpPort) });
+    const res = await u.run(["list"]);
+    expect(res.code, show(res)).toBe(1);
+    expect(res.stderr).toContain(
+      `a shed-server answers on 127.0.0.1:${other.httpPort}, but it does not accept this CLI's token`,
+    );
+    expect(res.stderr).toContain("SHED_LOCAL_HTTP_PORT");
+    expect(existsSync(u.configFile) ? readFileSync(u.configFile, "utf8") : "").not.toContain("servers:\n  local");
   });
 });
