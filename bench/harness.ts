@@ -1,5 +1,5 @@
 import { type SpawnOptions, spawn } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -71,7 +71,11 @@ export async function startBenchServer(): Promise<{ env: NodeJS.ProcessEnv; stop
     server.on("exit", (code) => rej(new Error(`shed-server exited ${code}`)));
   });
   const env = { ...process.env, SHED_CONFIG: join(dir, "cli", "config.yaml") };
-  await must([SHED, "server", "add", "127.0.0.1", "--port", String(ready.http_port), "--name", "bench"], { env });
+  // The token through the environment for this one command, as a script would pass it.
+  const token = readFileSync(join(dir, "data", "api_token"), "utf8").trim();
+  await must([SHED, "server", "add", "127.0.0.1", "--port", String(ready.http_port), "--name", "bench"], {
+    env: { ...env, SHED_TOKEN: token },
+  });
   return { env, dir, stop: () => server.kill("SIGTERM") };
 }
 

@@ -38,7 +38,7 @@ git -C "$demo/hello" add .
 git -C "$demo/hello" -c user.email=demo@shed.invalid -c user.name=demo commit -qm "hello example"
 
 set -x
-"$root/bin/shed" server add 127.0.0.1 --port "$http_port" --name demo
+"$root/bin/shed-server" token --config "$demo/server.yaml" | "$root/bin/shed" server add 127.0.0.1 --port "$http_port" --name demo --token-file -
 "$root/bin/shed" create hello --repo "$demo/hello"
 "$root/bin/shed" exec hello -- hello
 "$root/bin/shed" status hello
