@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import type { ServerConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
 
@@ -30,7 +30,9 @@ export type LocalDirRule =
   | "root"
   | "system_dir"
   | "home_dir"
+  | "home_hidden_dir"
   | "server_data_dir"
+  | "server_file"
   | "docker_socket"
   | "outside_local_dir_roots";
 
@@ -45,7 +47,10 @@ const SYSTEM_DIRS = new Set(["etc", "usr", "bin", "sbin", "boot", "dev", "proc",
 const DOCKER_SOCKETS = ["/var/run/docker.sock", "/run/docker.sock"];
 const PICK_PROJECT = "mount a project directory instead, e.g. one below your home directory";
 
-export type LocalDirPolicy = Pick<ServerConfig, "name" | "dataDir" | "localDirRoots">;
+export type LocalDirPolicy = Pick<
+  ServerConfig,
+  "name" | "dataDir" | "localDirRoots" | "file" | "tls" | "envFile" | "authorizedKeysFile"
+>;
 
 /** Resolves and checks a --local-dir; throws LOCAL_DIR_NOT_FOUND, LOCAL_DIR_REFUSED or INVALID_REQUEST. */
 export function checkLocalDir(
@@ -100,7 +105,8 @@ function builtInRefusal(path: string, config: LocalDirPolicy, env: NodeJS.Proces
       hint: PICK_PROJECT,
     };
   }
-  const home = homeDirs().find((h) => isWithin(path, h));
+  const homes = homeDirs();
+  const home = homes.find((h) => isWithin(path, h));
   if (home !== undefined) {
     return {
       rule: "home_dir",
@@ -111,11 +117,28 @@ function builtInRefusal(path: string, config: LocalDirPolicy, env: NodeJS.Proces
       hint: `mount a project directory inside it instead, e.g. ${home}/myproject`,
     };
   }
+  // ~/.ssh, ~/.config, ~/.gnupg...: a shed writing ~/.ssh/authorized_keys would log in to the server.
+  const hidden = homes.find((h) => h !== "/" && path.startsWith(`${h}/.`));
+  if (hidden !== undefined) {
+    return {
+      rule: "home_hidden_dir",
+      reason: `it is a hidden directory of the home ${hidden} (keys, tokens and settings live there)`,
+      hint: `mount a project directory instead, e.g. ${hidden}/myproject`,
+    };
+  }
   const dataDir = real(config.dataDir);
   if (isWithin(dataDir, path) || isWithin(path, dataDir)) {
     return {
       rule: "server_data_dir",
       reason: `it ${isWithin(path, dataDir) ? "contains" : "is inside"} the server's data_dir ${dataDir} (host key, authorized keys, records)`,
+      hint: PICK_PROJECT,
+    };
+  }
+  const file = serverFiles(config).find((f) => isWithin(path, f));
+  if (file !== undefined) {
+    return {
+      rule: "server_file",
+      reason: `it contains ${file}, one of the server's own files (config, TLS key, env_file, authorized keys)`,
       hint: PICK_PROJECT,
     };
   }
@@ -176,6 +199,18 @@ function homeDirs(): string[] {
     // No /etc/passwd: only the fixed ones.
   }
   return [...new Set([...homes].flatMap((h) => [h, real(h)]))].filter((h) => h !== "/");
+}
+
+/** Files the server reads its secrets and settings from, as given and resolved. */
+function serverFiles(config: LocalDirPolicy): string[] {
+  const all = [
+    config.file && resolve(config.file),
+    config.tls?.cert,
+    config.tls?.key,
+    config.envFile,
+    config.authorizedKeysFile,
+  ];
+  return [...new Set(all.flatMap((f) => (f && isAbsolute(f) ? [f, real(f)] : [])))];
 }
 
 /** The Docker sockets of this server: the usual paths and DOCKER_HOST's, as given and resolved. */
