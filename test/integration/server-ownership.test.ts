@@ -255,6 +255,10 @@ describe("upgrade: sheds made before server ids", () => {
     expect(list.stdout).toMatch(new RegExp(`${name}\\s+running, unowned`));
     expect(list.stdout).toContain(`${name} (server dev) is unowned`);
     expect(list.stdout).toContain(`hint: if this server made it, adopt it`);
+    const showed = await user.run(["show", name]);
+    expect(showed.stdout, show(showed)).toContain(
+      "owner: unowned (this server will not start, stop, delete or exec in it)",
+    );
 
     for (const [method, path] of [
       ["POST", `/api/sheds/${name}/stop`],
