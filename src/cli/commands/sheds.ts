@@ -8,7 +8,7 @@ import type { ProgressEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
-import { isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
+import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
 import { repoCredentialsFromEnv } from "../repo-token.js";
 import { autoSync, prepareAutoSync } from "../sync/auto.js";
 import { describeShed } from "./describe.js";
@@ -53,6 +53,8 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       }
       // sync.yaml is read now, so an unknown --sync-profile fails before a shed is made for nothing.
       const syncPlan = opts.sync === false ? undefined : prepareAutoSync(ctx, opts.syncProfile);
+      // A local checkout is checked before a server is even asked: a wrong path makes nothing.
+      const localRepo = opts.repo && isLocalRepo(opts.repo) ? inspectLocalRepo(opts.repo) : undefined;
       const server = await ctx.server();
       const req: CreateShedRequest = { name };
       if (opts.backend) req.backend = opts.backend as BackendName;
@@ -61,8 +63,8 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       if (opts.provision === false) req.no_provision = true;
       if (opts.timeout) req.timeout = opts.timeout;
       if (opts.repo) {
-        if (isLocalRepo(opts.repo)) {
-          const up = await uploadLocalRepo(server.api, opts.repo);
+        if (localRepo) {
+          const up = await uploadLocalRepo(server.api, localRepo);
           for (const n of up.notes) process.stderr.write(`note: ${n}\n`);
           req.repo_bundle = up.id;
           req.repo_label = up.label;

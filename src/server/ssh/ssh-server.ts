@@ -3,6 +3,7 @@ import { toShedError } from "../../core/errors.js";
 import type { LifecycleEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
+import { userCommandArgv } from "../../guest/user-command.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
 import { decodeArgvCommand, isArgvCommand } from "./argv-command.js";
@@ -155,7 +156,8 @@ function handleSession(session: Session, name: string, service: ShedService): vo
         failChannel(channel, "shed-server: the shed-exec command is malformed", 2);
         return;
       }
-      void run(channel, state, name, service, argv);
+      // Through a fixed wrapper: a command that cannot run fails as in a shell (127, "not found"), on every backend.
+      void run(channel, state, name, service, userCommandArgv(argv));
       return;
     }
     // A plain `ssh host command`: like sshd, the user's shell interprets it (a login shell, so PATH is set up).
