@@ -99,9 +99,13 @@ describe("local server on demand", () => {
       localServerPids.push(Number(readFileSync(pidFile, "utf8").trim()));
       await stopProcess(Number(readFileSync(pidFile, "utf8").trim()));
 
-      const again = await cliOk(u, ["--json", "list"]);
-      expect(again.stderr).toContain("the local shed-server is not running; starting it again");
+      // `shed exec` too, though it usually goes straight to OpenSSH without Node (bin/shed).
+      const exec = await cliOk(u, ["exec", name, "--", "echo", "back"]);
+      expect(exec.stderr).toContain("the local shed-server is not running; starting it again");
+      expect(exec.stdout).toBe("back\n");
       localServerPids.push(Number(readFileSync(pidFile, "utf8").trim()));
+      const again = await cliOk(u, ["--json", "list"]);
+      expect(again.stderr).not.toContain("starting");
       expect(json(again).sheds.map((s: { name: string }) => s.name)).toContain(name);
       // Its sheds are its own still: it can act on them.
       await cliOk(u, ["delete", name, "--force"]);
