@@ -146,7 +146,7 @@ describe("shed create", () => {
     // Not a terminal: one plain line per step start and end, no spinner or cursor control.
     for (const title of ["Storage setup", "Container start", "Repo clone"]) {
       expect(res.stderr).toMatch(new RegExp(`^… ${title}$`, "m"));
-      expect(res.stderr).toMatch(new RegExp(`^✓ ${title} \\(\\d+(ms|s|m)`, "m"));
+      expect(res.stderr).toMatch(new RegExp(`^✓ ${title} \\([0-9.]+(ms|s|m)`, "m"));
     }
     expect(res.stderr).not.toContain("\r");
     expect(res.stderr).not.toContain("\u001b[");
