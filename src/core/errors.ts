@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   SHED_ALREADY_RUNNING: 409,
   SHED_ALREADY_STOPPED: 409,
   SHED_BUSY: 409,
+  /** The name's container or volume is another shed-server's, an unadopted older shed, or not made by Shed. */
+  SHED_NOT_OWNED: 409,
   INVALID_SHED_NAME: 400,
   INVALID_REQUEST: 400,
   INVALID_CONFIG: 400,

@@ -1,4 +1,4 @@
-import type { Backend, CreateSpec, StorageResult } from "../backends/backend.js";
+import type { Backend, CreatedHandle, CreateSpec, StorageResult } from "../backends/backend.js";
 import type { CredentialConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
 import { shedBaseEnv } from "../core/types.js";
@@ -25,6 +25,8 @@ export interface CreateContext {
   /** The checked --local-dir (its real path is spec.localDir); the local_dir step matches user shed to its owner. */
   localDir?: CheckedLocalDir;
   storage?: StorageResult;
+  /** The container or VM this create made (set once it exists), so the undo removes exactly it. */
+  created?: CreatedHandle;
 }
 
 /** The seed's Create Sequence, steps 1-8 (step 9, auto-sync, runs in the CLI). */
@@ -50,12 +52,13 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     title: "Container start",
     fatal: true,
     async run(ctx) {
-      await ctx.backend.createAndStart(ctx.spec);
+      ctx.created = await ctx.backend.createAndStart(ctx.spec);
       await waitForExec(ctx);
       return { outcome: "done" };
     },
     async undo(ctx) {
-      await ctx.backend.remove(ctx.spec.name, { keepVolume: true });
+      // By id, never by name: when the name was taken by someone else's container, nothing was made and nothing goes.
+      if (ctx.created) await ctx.backend.removeCreated(ctx.created);
     },
   },
   LOCAL_DIR_STEP,

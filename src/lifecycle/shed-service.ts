@@ -15,7 +15,7 @@ import type { GuestExec } from "../guest/exec.js";
 import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
 import { checkLocalDir } from "./local-dir-policy.js";
 import { plannedShedUid } from "./local-dir-step.js";
-import type { MetaStore, ShedMeta } from "./meta-store.js";
+import { emptyMeta, type MetaStore, type ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
 import { type RunContext, START_STEPS, STOP_STEPS } from "./run-steps.js";
@@ -56,14 +56,18 @@ export class ShedService {
   async create(req: CreateShedRequest, emit: LifecycleSink): Promise<Shed> {
     const prepared = this.prepareCreate(req);
     return this.locks.run(prepared.spec.name, async () => {
-      if (await this.find(prepared.spec.name)) {
+      const existing = await this.find(prepared.spec.name);
+      if (existing?.shed.owner === "unowned") throw notOwned(existing.shed);
+      if (existing) {
         throw new ShedError("SHED_ALREADY_EXISTS", `shed ${JSON.stringify(prepared.spec.name)} already exists`, {
           hint: "pick another name, or `shed delete` the existing one first",
         });
       }
       const deadline = req.timeout ? Date.now() + (tryParseDuration(req.timeout) ?? 0) : undefined;
-      // A record left by a shed removed outside Shed must not leak into the new one.
-      this.deps.meta.remove(prepared.spec.name);
+      // A record left by a shed removed outside Shed must not leak into the new one. It is emptied, not
+      // removed: it is what adopts a workspace volume kept by an older Shed without server ids.
+      if (this.deps.meta.has(prepared.spec.name))
+        this.deps.meta.update(prepared.spec.name, (m) => Object.assign(m, emptyMeta()));
       try {
         const { warnings } = await runSteps(CREATE_STEPS, prepared, emit, deadline);
         this.deps.meta.update(prepared.spec.name, (m) => {
@@ -282,9 +286,11 @@ export class ShedService {
     return undefined;
   }
 
+  /** A shed this server may act on: its own (another server's is not found; an unowned one is refused). */
   private async mustFind(name: string): Promise<{ shed: Shed; backend: Backend }> {
     const found = await this.find(name);
     if (!found) throw notFound(name);
+    if (found.shed.owner === "unowned") throw notOwned(found.shed);
     return found;
   }
 
@@ -302,6 +308,14 @@ export class ShedService {
       },
     };
   }
+}
+
+function notOwned(shed: Shed): ShedError {
+  return new ShedError(
+    "SHED_NOT_OWNED",
+    `shed ${JSON.stringify(shed.name)} was made by another shed-server or an older Shed version without a server id, and this server holds no record of it, so it does not start, stop, delete or run commands in it`,
+    { ...(shed.owner_hint ? { hint: shed.owner_hint } : {}), details: { owner: shed.owner } },
+  );
 }
 
 function notFound(name: string): ShedError {
