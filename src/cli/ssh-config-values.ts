@@ -48,7 +48,9 @@ export function checkSshEntry(
     const value = entry[field];
     const shown = `"${safeLine(typeof value === "string" ? value : JSON.stringify(value))}"`;
     if ("server" in from && field !== "host") {
-      throw new ShedError("INVALID_RESPONSE", `${from.server} sent ${field} ${shown}, which is ${problem}`, {
+      // Named as in /api/info.
+      const sent = field === "host_key" ? "ssh_host_key" : field;
+      throw new ShedError("INVALID_RESPONSE", `${from.server} sent ${sent} ${shown}, which is ${problem}`, {
         hint: "that is not what a shed-server sends: check the host and --port, and add only servers you trust",
       });
     }
