@@ -53,6 +53,9 @@ useCliServer(
   {
     credentials: {
       live: { source: liveCred, target: "/home/shed/.live" },
+      // The same directory inside the hook-log volume: on the host's disk like the source, so `find -xdev` would
+      // walk into it; only the mount table keeps the re-owning out.
+      samedev: { source: liveCred, target: "/var/log/shed/samedev" },
       token: { source: join(creds, "token"), target: "/home/shed/.config/token" },
     },
   },
@@ -212,6 +215,7 @@ describe("a directory owned by uid 1234 (reached through a symlink)", () => {
     );
     for (const line of owners.split("\n")) expect(line).toMatch(/ 1234:1234$/);
     expect(await asShed(name, "stat -c '%u:%g' ~/.live ~/.live/inner")).toBe("1234:1234\n1000:1000");
+    expect(await asShed(name, "stat -c '%u:%g' /var/log/shed/samedev/inner")).toBe("1000:1000");
     expect(ownerOf(join(liveCred, "inner"))).toBe("1000:1000");
     const info = await docker.getContainer(`shed-${name}`).inspect();
     expect(info.Mounts.find((m) => m.Destination === "/home/shed/.live")?.Source).toBe(liveCred);
