@@ -29,6 +29,14 @@ export const ERROR_CODES = {
   NOT_SUPPORTED: 501,
   /** A server answered with data the CLI refuses to use (e.g. a shed name that is not a valid name). */
   INVALID_RESPONSE: 502,
+  /** No API token, or a wrong one. */
+  UNAUTHORIZED: 401,
+  /** A request from a web page (it carries an Origin header): browsers never get to drive the API. */
+  ORIGIN_REFUSED: 403,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  PAYLOAD_TOO_LARGE: 413,
+  /** The server's TLS certificate is not the one pinned at `shed server add`. */
+  SERVER_IDENTITY_CHANGED: 495,
   INTERNAL: 500,
 } as const;
 

@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
@@ -7,6 +8,7 @@ import type { Backend, Ownership } from "../backends/backend.js";
 import { DockerBackend } from "../backends/docker/docker-backend.js";
 import { readEnvFile } from "../config/env-file.js";
 import type { ServerConfig } from "../config/server-config.js";
+import { loadOrCreateApiToken } from "../core/api-token.js";
 import type { ServerInfo } from "../core/api-types.js";
 import { ShedError } from "../core/errors.js";
 import type { BackendName } from "../core/types.js";
@@ -19,10 +21,13 @@ import { BundleStore } from "./bundles.js";
 import { loadOrCreateHostKey } from "./host-key.js";
 import { loadOrCreateServerId } from "./server-id.js";
 import { createSshServer } from "./ssh/ssh-server.js";
+import { type ApiTransport, apiTransport } from "./tls/api-transport.js";
 
 export interface RunningServer {
   httpPort: number;
   sshPort: number;
+  /** TLS (with the certificate's fingerprint) or plain HTTP, with the warning to print at start. */
+  transport: ApiTransport;
   service: ShedService;
   close(): Promise<void>;
 }
@@ -41,6 +46,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const bundles = new BundleStore(config.dataDir);
   const keys = new AuthorizedKeys(config.authorizedKeysFile);
   const hostKey = loadOrCreateHostKey(join(config.dataDir, "ssh_host_ed25519_key"));
+  const token = loadOrCreateApiToken(config.dataDir);
+  const transport = apiTransport(config);
   const service = new ShedService({ config, backends, meta, env, bundlePath: (id) => bundles.resolve(id) });
 
   let httpPort = config.httpPort;
@@ -56,8 +63,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     default_image: config.defaultImage,
   });
 
-  const api = createApi({ service, bundles, keys, info });
-  const http = createHttpServer(getRequestListener(api.fetch));
+  const api = createApi({ service, bundles, keys, info, token });
+  const listener = getRequestListener(api.fetch);
+  const http =
+    transport.kind === "tls"
+      ? createHttpsServer({ cert: transport.cert, key: transport.key }, listener)
+      : createHttpServer(listener);
   const ssh = createSshServer({ service, keys, hostKey: hostKey.private });
 
   httpPort = await listen(http, config.httpPort, config.bind, "http_port");
@@ -70,6 +81,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   return {
     httpPort,
     sshPort,
+    transport,
     service,
     close: async () => {
       ssh.closeConnections();
@@ -85,7 +97,12 @@ function makeBackend(name: BackendName, ownership: Ownership): Backend {
   });
 }
 
-function listen(server: HttpServer | SshServer, port: number, host: string, field: string): Promise<number> {
+function listen(
+  server: HttpServer | HttpsServer | SshServer,
+  port: number,
+  host: string,
+  field: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       reject(
@@ -105,7 +122,7 @@ function listen(server: HttpServer | SshServer, port: number, host: string, fiel
   });
 }
 
-function closeServer(server: HttpServer | SshServer): Promise<void> {
+function closeServer(server: HttpServer | HttpsServer | SshServer): Promise<void> {
   return new Promise((resolve) => {
     if ("closeAllConnections" in server) server.closeAllConnections();
     server.close(() => resolve());
