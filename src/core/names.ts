@@ -1,4 +1,5 @@
 import { ShedError } from "./errors.js";
+import { quote } from "./quote.js";
 
 /** A shed name: DNS-label-like, so it works as a container name, host alias and SSH user. */
 const NAME_RE = /^(?:[a-z]|[a-z][a-z0-9-]*[a-z0-9])$/;
@@ -13,12 +14,12 @@ export function validateShedName(name: unknown): string {
   if (name.length > MAX_NAME_LENGTH) {
     throw new ShedError(
       "INVALID_SHED_NAME",
-      `shed name ${JSON.stringify(name)} is ${name.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`,
+      `shed name ${quote(name, MAX_NAME_LENGTH + 1)} is ${name.length} characters long; at most ${MAX_NAME_LENGTH} are allowed`,
       { hint: "choose a shorter name" },
     );
   }
   if (!NAME_RE.test(name)) {
-    throw new ShedError("INVALID_SHED_NAME", `invalid shed name ${JSON.stringify(name)}`, {
+    throw new ShedError("INVALID_SHED_NAME", `invalid shed name ${quote(name)}`, {
       hint: "a name starts with a lowercase letter, contains only lowercase letters, digits and '-', and does not end with '-'",
     });
   }

@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import { beforeAll, describe, expect, it } from "vitest";
 import { containerExists, docker, volumeExists } from "../helpers/docker.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
@@ -27,6 +28,56 @@ describe("GET /api/info", () => {
     expect(info.ssh_host_key).toMatch(/^ssh-ed25519 [A-Za-z0-9+/=]+$/);
   });
 });
+
+describe("bounded input", () => {
+  it("a JSON body over 1 MiB is refused with 413 before it is read, whether its length is declared or not", async () => {
+    const big = Buffer.from(JSON.stringify({ name: "x".repeat(1024 * 1024) }));
+    for (const chunked of [false, true]) {
+      const res = await rawPost("/api/sheds", big, chunked);
+      expect(res.status, `chunked: ${chunked}`).toBe(413);
+      expect(JSON.parse(res.body).error.code).toBe("PAYLOAD_TOO_LARGE");
+    }
+    expect((await server.info()).name).toBe("test");
+  });
+
+  it("an error never echoes more than about 100 characters of the value", async () => {
+    const res = await server.api("POST", "/api/sheds", { name: `Bad${"y".repeat(5000)}` });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toContain("(5003 characters)");
+    expect(JSON.stringify(res.body).length).toBeLessThan(600);
+  });
+});
+
+/** A POST with node:http, which reads the answer though the server stops reading the body (as it should at 413). */
+function rawPost(path: string, body: Buffer, chunked: boolean): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port: server.httpPort,
+        path,
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${server.token}`,
+          ...(chunked ? {} : { "content-length": body.length }),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (t: string) => {
+          text += t;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("error", reject);
+    // The client is not writing when the server answers and hangs up: a declared length over the limit is
+    // refused on its headers alone, and a chunked body after one chunk past the limit (neither is ended).
+    if (chunked) req.write(body);
+    else req.flushHeaders();
+  });
+}
 
 describe("bad input gets a clear error and changes nothing", () => {
   const cases: [string, unknown, number, string, RegExp][] = [

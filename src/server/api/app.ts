@@ -7,6 +7,7 @@ import {
   type ServerInfo,
 } from "../../core/api-types.js";
 import { ShedError } from "../../core/errors.js";
+import { quote } from "../../core/quote.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import { requestGuard } from "../auth/request-guard.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
@@ -61,7 +62,7 @@ export function createApi(deps: ApiDeps): Hono {
   app.delete("/api/sheds/:name", (c) => {
     const keep = c.req.query("keep_volume");
     if (keep !== undefined && keep !== "true" && keep !== "false") {
-      throw new ShedError("INVALID_REQUEST", `keep_volume must be true or false, got ${JSON.stringify(keep)}`);
+      throw new ShedError("INVALID_REQUEST", `keep_volume must be true or false, got ${quote(keep)}`);
     }
     return runOperation(
       c,

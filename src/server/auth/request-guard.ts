@@ -1,12 +1,17 @@
 import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { ShedError } from "../../core/errors.js";
+import { quote } from "../../core/quote.js";
 
 /** The one request that needs no token: it tells clients who the server is, and holds nothing secret. */
 const PUBLIC = { method: "GET", path: "/api/info" };
 
 /** Routes whose body is not JSON. */
 const OCTET_STREAM_ROUTES = new Set(["/api/bundles"]);
+
+/** A JSON request is small (a name, a URL, a few options): anything bigger is refused before it is read. */
+export const MAX_JSON_BODY = 1024 * 1024;
 
 /**
  * Every request passes here before any handler, so a refused one changes nothing:
@@ -16,7 +21,7 @@ const OCTET_STREAM_ROUTES = new Set(["/api/bundles"]);
  *    is not trusted: every local user can reach it.
  * 3. A body must declare what it is: JSON as application/json, bundles as
  *    application/octet-stream. Browsers can send text/plain across sites without
- *    asking first; this, with 1 and 2, closes that door.
+ *    asking first; this, with 1 and 2, closes that door. JSON is at most 1 MiB.
  */
 export function requestGuard(token: string): MiddlewareHandler {
   const expected = Buffer.from(token);
@@ -41,14 +46,25 @@ export function requestGuard(token: string): MiddlewareHandler {
       if (got !== want) {
         throw new ShedError(
           "UNSUPPORTED_MEDIA_TYPE",
-          `${c.req.method} ${path} takes ${want}, not ${got === "" ? "a body without Content-Type" : JSON.stringify(got)}`,
+          `${c.req.method} ${path} takes ${want}, not ${got === "" ? "a body without Content-Type" : quote(got)}`,
           { hint: `send the body with Content-Type: ${want}` },
         );
       }
+      if (want === "application/json") return jsonLimit(c, next);
     }
     await next();
   };
 }
+
+/** Counts chunked bodies as they arrive; a Content-Length over the limit is refused unread. */
+const jsonLimit = bodyLimit({
+  maxSize: MAX_JSON_BODY,
+  onError: () => {
+    throw new ShedError("PAYLOAD_TOO_LARGE", `a JSON request body is at most ${MAX_JSON_BODY} bytes (1 MiB)`, {
+      hint: "API requests carry names and options; a repository goes through PUT /api/bundles",
+    });
+  },
+});
 
 function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   const m = /^Bearer ([^\s]+)$/i.exec(header ?? "");
