@@ -118,7 +118,11 @@ function unreachable(t: Target, err: NodeJS.ErrnoException): ShedError {
       },
     );
   }
-  return new ShedError("SERVER_UNREACHABLE", `cannot reach shed-server ${t.serverName} at ${baseUrl(t)} (${code})`, {
-    hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
-  });
+  return new ShedError(
+    "SERVER_UNREACHABLE",
+    `cannot reach shed-server ${t.serverName} at ${t.host}:${t.port} (${code})`,
+    {
+      hint: "is shed-server running there? `shed server list` shows the address the CLI uses",
+    },
+  );
 }

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { type CliUser, cliOk, json, newCliUser, show, tempDir } from "../helpers/cli.js";
-import { useCliServer } from "../helpers/cli-server.js";
+import { addServerAs, useCliServer } from "../helpers/cli-server.js";
 import { containerExists, docker, volumeExists } from "../helpers/docker.js";
 import { filesContaining } from "../helpers/host.js";
 import { uniqueName } from "../helpers/names.js";
@@ -88,7 +88,7 @@ describe("bad input gets a clear error and changes nothing", () => {
 
   test("a malformed client config names file:line:col", async () => {
     const u = newCliUser();
-    await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"]);
+    await addServerAs(u, srv, "dev");
     const valid = readFileSync(u.configFile, "utf8");
     const lines = valid.split("\n");
     // An unknown key on a known line: after the comment line, before the rest.

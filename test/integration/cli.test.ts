@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { type CliUser, cliOk, json, newCliUser, show, tempDir } from "../helpers/cli.js";
-import { useCliServer } from "../helpers/cli-server.js";
+import { addServerAs, useCliServer } from "../helpers/cli-server.js";
 import { containerExists, docker, dockerExec, volumeExists } from "../helpers/docker.js";
 import { freePort, makeGitRepo } from "../helpers/host.js";
 import { uniqueName } from "../helpers/names.js";
@@ -31,15 +31,24 @@ async function shedStatus(cli: CliUser, name: string): Promise<string | undefine
 describe("shed server", () => {
   test("add pins the host key, makes and registers the CLI key, and records the server", async () => {
     const u = newCliUser();
-    const res = await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"]);
-    expect(res.stdout).toContain("added server dev");
+    const res = await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"], {
+      SHED_TOKEN: srv.token,
+    });
+    expect(res.stdout).toContain("added server dev (127.0.0.1");
+    expect(res.stdout).toContain("plain HTTP");
     const info = await srv.info();
 
     const cfg = parseYaml(readFileSync(u.configFile, "utf8"));
     expect(cfg).toEqual({
       default_server: "dev",
       servers: {
-        dev: { host: "127.0.0.1", http_port: srv.httpPort, ssh_port: srv.sshPort, host_key: info.ssh_host_key },
+        dev: {
+          host: "127.0.0.1",
+          http_port: srv.httpPort,
+          ssh_port: srv.sshPort,
+          host_key: info.ssh_host_key,
+          token: srv.token,
+        },
       },
     });
 
@@ -54,10 +63,12 @@ describe("shed server", () => {
 
     const list = await cliOk(u, ["server", "list"]);
     expect(list.stdout).toMatch(
-      new RegExp(`^dev\\s+127\\.0\\.0\\.1\\s+${srv.httpPort}\\s+${srv.sshPort}\\s+\\*$`, "m"),
+      new RegExp(`^dev\\s+127\\.0\\.0\\.1\\s+${srv.httpPort}\\s+${srv.sshPort}\\s+no\\s+\\*$`, "m"),
     );
     expect(json(await cliOk(u, ["--json", "server", "list"]))).toEqual({
-      servers: [{ name: "dev", host: "127.0.0.1", http_port: srv.httpPort, ssh_port: srv.sshPort, default: true }],
+      servers: [
+        { name: "dev", host: "127.0.0.1", http_port: srv.httpPort, ssh_port: srv.sshPort, tls: null, default: true },
+      ],
     });
   });
 
@@ -66,9 +77,9 @@ describe("shed server", () => {
     const srv3 = await startTestServer({ name: "third" });
     const u = newCliUser();
     const name = uniqueName("reg");
-    await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv.httpPort), "--name", "dev"]);
-    await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv2.httpPort), "--name", "dev2"]);
-    await cliOk(u, ["server", "add", "127.0.0.1", "--port", String(srv3.httpPort), "--name", "gone"]);
+    await addServerAs(u, srv, "dev");
+    await addServerAs(u, srv2, "dev2");
+    await addServerAs(u, srv3, "gone");
     await cliOk(u, ["create", name]);
 
     // The first server added stays the default.
@@ -126,11 +137,12 @@ describe("shed server", () => {
   test("add to a port with nothing listening fails with SERVER_UNREACHABLE and changes nothing", async () => {
     const u = newCliUser();
     const port = await freePort();
-    const res = await u.run(["server", "add", "127.0.0.1", "--port", String(port)]);
+    const env = { env: { SHED_TOKEN: srv.token } };
+    const res = await u.run(["server", "add", "127.0.0.1", "--port", String(port)], env);
     expect(res.code, show(res)).toBe(1);
-    expect(res.stderr).toContain(`cannot reach shed-server 127.0.0.1 at http://127.0.0.1:${port}`);
+    expect(res.stderr).toContain(`cannot reach shed-server 127.0.0.1 at 127.0.0.1:${port} (ECONNREFUSED)`);
     expect(res.stdout).toBe("");
-    const asJson = await u.run(["--json", "server", "add", "127.0.0.1", "--port", String(port)]);
+    const asJson = await u.run(["--json", "server", "add", "127.0.0.1", "--port", String(port)], env);
     expect(asJson.code).toBe(1);
     expect(json(asJson).error.code).toBe("SERVER_UNREACHABLE");
     expect(existsSync(u.configFile)).toBe(false);

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { cliOk, newCliUser, SHED_BIN } from "../helpers/cli.js";
+import { addServerAs } from "../helpers/cli-server.js";
 import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
 import { createLocal, hooksOf, waitFor, workspace } from "../helpers/provision.js";
@@ -74,7 +75,7 @@ describe("a terminal that cannot keep up with the CLI", () => {
   it("holds the CLI back, so the server leaves output out with a note instead of the CLI buffering it all", async () => {
     const name = await loudShed("slowterm");
     const cli = newCliUser();
-    await cliOk(cli, ["server", "add", "127.0.0.1", "--port", String(server.httpPort), "--name", "dev"]);
+    await addServerAs(cli, server, "dev");
     const child = spawn(SHED_BIN, ["provision", name, "--hook", "startup"], { env: cli.env, stdio: "pipe" });
     child.stdout.resume();
     // The terminal takes nothing until the hook has finished in the shed.
