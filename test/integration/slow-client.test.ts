@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { describe, expect, it } from "vitest";
-import { cliOk, newCliUser, SHED_BIN } from "../helpers/cli.js";
+import { newCliUser, SHED_BIN } from "../helpers/cli.js";
 import { addServerAs } from "../helpers/cli-server.js";
 import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";
