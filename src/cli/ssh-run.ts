@@ -2,7 +2,7 @@ import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { validateShedName } from "../core/names.js";
-import { encodeArgvCommand } from "../server/ssh/argv-command.js";
+import { encodeArgvCommand } from "../protocol/argv-command.js";
 import type { CliContext } from "./context.js";
 import { controlDir, hostAlias } from "./ssh-files.js";
 

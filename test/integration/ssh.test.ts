@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { encodeArgvCommand } from "../../src/server/ssh/argv-command.js";
+import { encodeArgvCommand } from "../../src/protocol/argv-command.js";
 import { tempDir } from "../helpers/cli.js";
 import { dockerExec } from "../helpers/docker.js";
 import { uniqueName } from "../helpers/names.js";

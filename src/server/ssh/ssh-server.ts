@@ -6,7 +6,7 @@ import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import { userCommandArgv } from "../../guest/user-command.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
-import { decodeArgvCommand, isArgvCommand } from "./argv-command.js";
+import { decodeArgvCommand, isArgvCommand } from "../../protocol/argv-command.js";
 import { FORWARD_CONNECTED, forwardArgv } from "./forward-script.js";
 
 export interface SshServerDeps {
