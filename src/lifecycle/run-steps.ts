@@ -64,7 +64,11 @@ export const STOP_STEPS: readonly Step<RunContext>[] = [
     fatal: true,
     async run(ctx) {
       await ctx.backend.stop(ctx.shed.name, ctx.config.stopTimeoutMs);
-      return { outcome: "done", message: `SIGTERM, then SIGKILL after ${ctx.config.stopTimeoutMs / 1000}s` };
+      // How it stopped, not how long it took: the step's own time is shown beside it.
+      return {
+        outcome: "done",
+        message: `stopped by SIGTERM (SIGKILL had it not exited within stop_timeout, ${ctx.config.stopTimeoutMs / 1000}s)`,
+      };
     },
   },
 ];

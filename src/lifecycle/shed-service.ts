@@ -87,7 +87,9 @@ export class ShedService {
     return this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
       if (shed.status === "running") {
-        throw new ShedError("SHED_ALREADY_RUNNING", `shed ${JSON.stringify(name)} is already running`);
+        throw new ShedError("SHED_ALREADY_RUNNING", `shed ${JSON.stringify(name)} is already running`, {
+          hint: `connect with \`shed console ${name}\`, or \`shed stop ${name}\` first to restart it`,
+        });
       }
       await this.runLifecycle(START_STEPS, this.runContext(backend, shed), emit);
       return this.get(name);
@@ -99,7 +101,9 @@ export class ShedService {
     return this.locks.run(name, async () => {
       const { shed, backend } = await this.mustFind(name);
       if (shed.status !== "running") {
-        throw new ShedError("SHED_ALREADY_STOPPED", `shed ${JSON.stringify(name)} is already stopped`);
+        throw new ShedError("SHED_ALREADY_STOPPED", `shed ${JSON.stringify(name)} is already stopped`, {
+          hint: `\`shed start ${name}\` starts it; \`shed delete ${name}\` removes it`,
+        });
       }
       await this.runLifecycle(STOP_STEPS, this.runContext(backend, shed), emit);
       return this.get(name);

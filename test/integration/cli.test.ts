@@ -269,12 +269,16 @@ describe("shed stop / start", () => {
     const againHuman = await user.run(["stop", name]);
     expect(againHuman.code).toBe(1);
     expect(againHuman.stderr).toContain("already stopped");
+    expect(againHuman.stderr).toContain(`hint: \`shed start ${name}\` starts it`);
 
     const started = await cliOk(user, ["start", name]);
     expect(started.stdout).toContain(`started ${name}`);
     expect(await shedStatus(user, name)).toBe("running");
     expect((await docker.getContainer(`shed-${name}`).inspect()).State.Running).toBe(true);
     expect((await cliOk(user, ["exec", name, "--", "cat", "/workspace/keep.txt"])).stdout).toBe("kept\n");
+    const startAgain = await user.run(["start", name]);
+    expect(startAgain.code).toBe(1);
+    expect(startAgain.stderr).toContain(`hint: connect with \`shed console ${name}\``);
   });
 });
 
