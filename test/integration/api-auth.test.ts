@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { certFingerprint } from "../../src/core/cert-fingerprint.js";
 import { makeSelfSignedCert } from "../../src/server/tls/self-signed-cert.js";
 import { json, newCliUser, REPO_ROOT, show } from "../helpers/cli.js";
 import { addServerAs } from "../helpers/cli-server.js";
@@ -275,6 +276,34 @@ describe("off loopback the API speaks TLS", () => {
     } finally {
       await new Promise((r) => impostor.close(r));
     }
+  });
+
+  it("a configured tls_cert and tls_key are served instead, and pinned", async () => {
+    const dir = newCliUser().dir;
+    const pair = makeSelfSignedCert("configured", ["127.0.0.1"]);
+    writeFileSync(join(dir, "cert.pem"), pair.cert);
+    writeFileSync(join(dir, "key.pem"), pair.key, { mode: 0o600 });
+    const configured = await startTestServer({ tls_cert: join(dir, "cert.pem"), tls_key: join(dir, "key.pem") });
+    const u = newCliUser();
+    await addServerAs(u, configured, "configured");
+    const cfg = parseYaml(readFileSync(u.configFile, "utf8"));
+    expect(cfg.servers.configured.tls_fingerprint).toBe(certFingerprint(pair.cert));
+    expect(existsSync(join(configured.dir, "data", "tls"))).toBe(false);
+  });
+
+  it("the CLI refuses a plain-HTTP server it cannot tell is on loopback, unless told --insecure-http", async () => {
+    const plain = await startTestServer({ bind: "0.0.0.0", insecure_http: true });
+    // 127.0.0.1 as an IPv4-mapped IPv6 address: it stays on this machine, but the CLI does not count it as loopback.
+    const host = "::ffff:7f00:1";
+    const u = newCliUser({ SHED_TOKEN: plain.token });
+    const refused = await u.run(["server", "add", host, "--port", String(plain.httpPort)]);
+    expect(refused.code, show(refused)).toBe(1);
+    expect(refused.stderr).toContain("serves the API over plain HTTP");
+    expect(refused.stderr).toContain("--insecure-http");
+    expect(existsSync(u.configFile)).toBe(false);
+    const allowed = await u.run(["server", "add", host, "--port", String(plain.httpPort), "--insecure-http"]);
+    expect(allowed.code, show(allowed)).toBe(0);
+    expect(allowed.stdout).toContain("plain HTTP");
   });
 
   it("plain HTTP off loopback only with insecure_http: true, and a warning at every start", async () => {
