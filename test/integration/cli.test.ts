@@ -80,7 +80,9 @@ describe("shed server", () => {
     await addServerAs(u, srv, "dev");
     await addServerAs(u, srv2, "dev2");
     await addServerAs(u, srv3, "gone");
+    const name2 = uniqueName("reg2");
     await cliOk(u, ["create", name]);
+    await cliOk(u, ["--server", "dev2", "create", name2]);
 
     // The first server added stays the default.
     const listed = json(await cliOk(u, ["--json", "server", "list"])).servers;
@@ -89,16 +91,23 @@ describe("shed server", () => {
       ["dev2", false],
       ["gone", false],
     ]);
-    const viaDev = json(await cliOk(u, ["--json", "list"])).sheds.find((s: { name: string }) => s.name === name);
-    expect(viaDev?.server).toBe("dev");
+    // Each server lists its own sheds only, so the list shows which server a command talked to.
+    const names = async (env?: Record<string, string>) =>
+      json(await cliOk(u, ["--json", "list"], env)).sheds.map((s: { name: string; server: string }) => [
+        s.name,
+        s.server,
+      ]);
+    expect(await names()).toContainEqual([name, "dev"]);
+    expect((await names()).map(([n]: string[]) => n)).not.toContain(name2);
 
     await cliOk(u, ["server", "set-default", "dev2"]);
-    const viaDev2 = json(await cliOk(u, ["--json", "list"])).sheds.find((s: { name: string }) => s.name === name);
-    expect(viaDev2?.server).toBe("dev2");
+    expect(await names()).toContainEqual([name2, "dev2"]);
+    expect((await names()).map(([n]: string[]) => n)).not.toContain(name);
     // An empty $SHED_SERVER is no choice at all (the launcher treats it so too): the default applies.
-    const emptyEnv = json(await cliOk(u, ["--json", "list"], { SHED_SERVER: "" }));
-    expect(emptyEnv.sheds.find((s: { name: string }) => s.name === name)?.server).toBe("dev2");
-    expect((await cliOk(u, ["exec", name, "--", "echo", "empty-env"], { SHED_SERVER: "" })).stdout).toBe("empty-env\n");
+    expect(await names({ SHED_SERVER: "" })).toContainEqual([name2, "dev2"]);
+    expect((await cliOk(u, ["exec", name2, "--", "echo", "empty-env"], { SHED_SERVER: "" })).stdout).toBe(
+      "empty-env\n",
+    );
 
     // A default whose server is gone: list fails, naming that server's address, so it really talks to the default.
     await srv3.close();
