@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import { z } from "zod";
-import { tryParseDuration } from "../core/duration.js";
+import { durationString, tryParseDuration } from "../core/duration.js";
 import { type ConfigProblem, formatProblem, parseYamlWithSchema } from "./yaml-source.js";
 
 /**
@@ -13,6 +13,8 @@ export const PROVISION_PATH = ".shed/provision.yaml";
 export const HOOK_NAMES = ["install", "startup", "shutdown"] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 export const DEFAULT_HOOK_TIMEOUT_MS = 30 * 60_000;
+/** The largest provision.yaml Shed reads: a hook can grow the file, and it is read on every start and stop. */
+export const PROVISION_MAX_BYTES = 1024 * 1024;
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -20,7 +22,8 @@ const hookPath = z
   .string()
   .min(1)
   .refine((p) => !p.startsWith("/"), { message: "must be a path relative to the repository root" })
-  .refine((p) => !posix.normalize(p).startsWith(".."), { message: "leaves the workspace" });
+  // By path segment: "..tools/x" is a directory named "..tools", inside the workspace.
+  .refine((p) => posix.normalize(p).split("/")[0] !== "..", { message: "leaves the workspace" });
 
 export const provisionSchema = z
   .object({
@@ -40,10 +43,8 @@ export const provisionSchema = z
       )
       .describe("Environment variables for hooks, shed exec, shed console and SSH sessions")
       .optional(),
-    timeout: z
-      .string()
-      .refine((s) => tryParseDuration(s) !== undefined, { message: "not a duration; write e.g. 90s or 30m" })
-      .describe("Time limit of each hook, e.g. 90s or 30m (default 30m)")
+    timeout: durationString
+      .describe("Time limit of each hook, e.g. 90s, 30m or 2h (default 30m, at most 7d)")
       .optional(),
   })
   .strict();
@@ -62,6 +63,7 @@ export interface ProvisionParse {
 export const EMPTY_PROVISION: ProvisionConfig = { hooks: {}, env: {}, timeoutMs: DEFAULT_HOOK_TIMEOUT_MS };
 
 export function parseProvision(text: string, file = PROVISION_PATH): ProvisionParse {
+  if (Buffer.byteLength(text) > PROVISION_MAX_BYTES) return provisionTooLarge(file);
   const strict = parseYamlWithSchema(text, file, provisionSchema);
   if (strict.ok) {
     const v = strict.value;
@@ -102,6 +104,22 @@ export function parseProvision(text: string, file = PROVISION_PATH): ProvisionPa
     config.timeoutMs = tryParseDuration(raw.timeout) ?? DEFAULT_HOOK_TIMEOUT_MS;
   }
   return { config, problems };
+}
+
+/** A file over PROVISION_MAX_BYTES: not read at all, reported like any other bad file (a warning; nothing applies). */
+export function provisionTooLarge(file = PROVISION_PATH): ProvisionParse {
+  return {
+    config: EMPTY_PROVISION,
+    problems: [
+      {
+        file,
+        line: 1,
+        col: 1,
+        path: "",
+        message: `the file is larger than ${PROVISION_MAX_BYTES / (1024 * 1024)} MiB, the most Shed reads; ignored`,
+      },
+    ],
+  };
 }
 
 export function describeProblems(problems: ConfigProblem[]): string[] {

@@ -1,14 +1,13 @@
 import { homedir, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { tryParseDuration } from "../core/duration.js";
+import { durationString, tryParseDuration } from "../core/duration.js";
+import { sizeField, tryParseSize } from "../core/size.js";
 import { BACKENDS, type BackendName } from "../core/types.js";
 import { loadYamlFile } from "./load-yaml-file.js";
 import { resolveUserPath } from "./paths.js";
 
-const duration = z.string().refine((s) => tryParseDuration(s) !== undefined, {
-  message: "not a duration; write e.g. 10s, 2m or 500ms",
-});
+const duration = durationString;
 // 0 asks the OS for a free port (tests, several servers on one machine); /api/info tells the real one.
 const port = z.number().int().min(0).max(65535);
 
@@ -49,6 +48,23 @@ export const serverConfigSchema = z
     tls_key: z.string().min(1).optional(),
     /** Plain HTTP on a non-loopback bind: only when explicitly asked for, and warned about at every start. */
     insecure_http: z.boolean().default(false),
+    /** The largest repository bundle a create may upload (`--repo <local path>`); more gets 413. */
+    max_bundle_size: sizeField(1).default("2GiB"),
+    /** An uploaded bundle that no create used is removed after this. */
+    bundle_max_age: duration.default("10m"),
+    /** Each hook log is rotated at this size, so a daemon a hook left behind cannot fill the disk. */
+    hook_log_max_size: sizeField(4096).default("64MiB"),
+    /** The Docker engine's socket; unset: DOCKER_HOST, else /var/run/docker.sock. */
+    docker_host: z
+      .string()
+      .regex(/^unix:\/\/\/./, {
+        message: "write unix:///path/to/docker.sock (for an engine over TCP or SSH, set DOCKER_HOST instead)",
+      })
+      .optional(),
+    /** A connection to the SSH port not authenticated within this is closed (sshd's LoginGraceTime). */
+    ssh_login_grace: duration.default("30s"),
+    /** An SSH client silent this long is asked to answer; after 3 unanswered in a row it is dropped. */
+    ssh_keepalive_interval: duration.default("15s"),
   })
   .strict()
   .refine((c) => (c.tls_cert === undefined) === (c.tls_key === undefined), {
@@ -87,6 +103,13 @@ export interface ServerConfig {
   localDirRoots: string[] | undefined;
   tls: { cert: string; key: string } | undefined;
   insecureHttp: boolean;
+  maxBundleBytes: number;
+  bundleMaxAgeMs: number;
+  hookLogMaxBytes: number;
+  /** The socket path of `docker_host`; undefined: dockerode's default (DOCKER_HOST, else /var/run/docker.sock). */
+  dockerSocket: string | undefined;
+  sshLoginGraceMs: number;
+  sshKeepaliveIntervalMs: number;
 }
 
 export function defaultDataDir(): string {
@@ -127,5 +150,11 @@ export function loadServerConfig(file: string | undefined): ServerConfig {
         ? { cert: resolveUserPath(raw.tls_cert, base), key: resolveUserPath(raw.tls_key, base) }
         : undefined,
     insecureHttp: raw.insecure_http,
+    maxBundleBytes: tryParseSize(raw.max_bundle_size) ?? 2 * 1024 ** 3,
+    bundleMaxAgeMs: tryParseDuration(raw.bundle_max_age) ?? 10 * 60_000,
+    hookLogMaxBytes: tryParseSize(raw.hook_log_max_size) ?? 64 * 1024 ** 2,
+    dockerSocket: raw.docker_host?.slice("unix://".length),
+    sshLoginGraceMs: tryParseDuration(raw.ssh_login_grace) ?? 30_000,
+    sshKeepaliveIntervalMs: tryParseDuration(raw.ssh_keepalive_interval) ?? 15_000,
   };
 }

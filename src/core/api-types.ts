@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { tryParseDuration } from "./duration.js";
+import { durationString } from "./duration.js";
 import { BACKENDS, type Shed } from "./types.js";
 
 /** Bodies of the HTTP API, validated on the server with the same schemas the CLI is typed by. */
@@ -31,10 +31,7 @@ export const createShedRequestSchema = z
     image: z.string().min(1).optional(),
     backend: z.enum(BACKENDS).optional(),
     no_provision: z.boolean().optional(),
-    timeout: z
-      .string()
-      .refine((s) => tryParseDuration(s) !== undefined, { message: "not a duration (e.g. 90s, 30m)" })
-      .optional(),
+    timeout: durationString.optional(),
   })
   .strict();
 

@@ -12,6 +12,8 @@ const POLL_MS = 20;
  * it where the server can read it. `finish()` reads up to where the file
  * ends at that moment and stops; call it once the writer is done (what a
  * daemon the hook left behind writes later belongs to the log, not to the run).
+ * A file that shrinks was rotated (emptied in place, see LOG_ROTATE_SCRIPT in
+ * guest/hook-script.ts): following goes on from its new start.
  */
 export class FileFollower {
   private finishing = false;
@@ -42,7 +44,10 @@ export class FileFollower {
       /** Once finishing: the file's size then. Reading stops there, though a daemon the hook left may write on. */
       let end = Number.POSITIVE_INFINITY;
       for (;;) {
-        if (this.finishing && end === Number.POSITIVE_INFINITY) end = (await file.stat()).size;
+        if (this.finishing && end === Number.POSITIVE_INFINITY) {
+          end = (await file.stat()).size;
+          if (end < pos) pos = 0;
+        }
         const want = Math.min(READ_BYTES, end - pos);
         if (want <= 0) return;
         const buf = Buffer.allocUnsafe(want);
@@ -53,6 +58,10 @@ export class FileFollower {
           continue;
         }
         if (end !== Number.POSITIVE_INFINITY) return;
+        if ((await file.stat()).size < pos) {
+          pos = 0;
+          continue;
+        }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, POLL_MS);
           this.wake = () => {

@@ -2,11 +2,13 @@ import type { HookName } from "../config/provision-file.js";
 import type { HookStatus } from "../core/types.js";
 import type { GuestExec } from "./exec.js";
 import { FileFollower } from "./file-follower.js";
-import { HOOK_RESULT_MARK, HOOK_SCRIPT, LOG_OPEN_MARK } from "./hook-script.js";
+import { HOOK_RESULT_MARK, HOOK_SCRIPT, LOG_OPEN_MARK, LOG_ROTATE_SCRIPT } from "./hook-script.js";
 import { forwardBytes, forwardText, TailBuffer } from "./lines.js";
 
 export const HOOK_LOG_DIR = "/var/log/shed";
 export const hookLogPath = (hook: HookName): string => `${HOOK_LOG_DIR}/${hook}.log`;
+/** The default cap of each hook log on disk (server config `hook_log_max_size`). */
+export const DEFAULT_HOOK_LOG_MAX_BYTES = 64 * 1024 ** 2;
 
 /** One hook run's record (explicit states: running, succeeded, failed, timed_out, skipped). */
 export type HookRun = HookStatus;
@@ -21,6 +23,8 @@ export interface HookRunRequest {
   signal?: AbortSignal;
   /** Written in the guest when the hook succeeds (the install state file). */
   stateFile?: string;
+  /** The log is rotated above this size (default DEFAULT_HOOK_LOG_MAX_BYTES). */
+  logMaxBytes?: number;
 }
 
 /** Runs one hook in the guest with the fixed hook script; never throws for a hook's own failure. */
@@ -44,6 +48,8 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
       log,
       req.stateFile ?? "",
       hostLog ? "host" : "exec",
+      String(req.logMaxBytes ?? DEFAULT_HOOK_LOG_MAX_BYTES),
+      LOG_ROTATE_SCRIPT,
     ],
     cwd: "/workspace",
     env: req.env,
@@ -65,7 +71,13 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
     // The script says when the new log exists (after keeping the old one as .1).
     if (hostLog && !follower && stderr.includes(LOG_OPEN_MARK)) follower = new FileFollower(hostLog, onBytes);
   });
-  const wrapperCode = await proc.exited;
+  // The engine can go away under a hook (stopped, restarting): the run is then recorded as failed, saying why,
+  // rather than thrown out of with its record left "running" and the log still followed.
+  let lost: string | undefined;
+  const wrapperCode = await proc.exited.catch((err: Error) => {
+    lost = err.message;
+    return undefined;
+  });
   await Promise.all([outDone, errDone]);
   await follower?.finish().catch((err: Error) => {
     req.onOutput(Buffer.from(`[shed: could not read the log on the host (${err.message}); \`shed logs\` shows it]\n`));
@@ -86,12 +98,15 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   const mark = new RegExp(`^${HOOK_RESULT_MARK} (\\d+) (\\d+)$`, "m").exec(stderr);
   if (!mark) {
     const why =
+      lost ??
       stderr
         .trim()
         .split("\n")
         .filter((l) => l && l !== LOG_OPEN_MARK)
-        .at(-1) ?? `the hook runner exited with ${wrapperCode}`;
-    return { ...base, state: "failed", exit_code: wrapperCode, duration_ms: Date.now() - t0, message: why };
+        .at(-1) ??
+      `the hook runner exited with ${wrapperCode}`;
+    const code = wrapperCode === undefined ? {} : { exit_code: wrapperCode };
+    return { ...base, state: "failed", ...code, duration_ms: Date.now() - t0, message: why };
   }
   const exit_code = Number(mark[1]);
   const duration_ms = Number(mark[2]);

@@ -1,9 +1,15 @@
 /**
  * The fixed script that runs one hook inside a guest, as user shed. Values
  * arrive as positional parameters only: $1 hook name, $2 script path (relative
- * to /workspace), $3 time limit in seconds, $4 log file.
+ * to /workspace), $3 time limit in seconds, $4 log file, $7 the log's size cap
+ * in bytes (hook_log_max_size), $8 LOG_ROTATE_SCRIPT.
  *
- * - The previous log is kept as <log>.1.
+ * - The previous log is kept as <log>.1: a copy of its last $7 bytes. The log
+ *   itself is emptied, never renamed or removed: a daemon an earlier run left
+ *   behind writes into this one file (its fd is O_APPEND, so it goes on at the
+ *   new end), which the rotation bounds. A renamed or unlinked file a daemon
+ *   held would grow where nothing watches it.
+ * - A log rotator (LOG_ROTATE_SCRIPT) is started unless one runs already.
  * - The script must resolve (symlinks included) inside /workspace.
  * - chmod +x first if needed (seed: Debugging).
  * - `bash --login -c` (seed: PATH Propagation) under `timeout`, which kills
@@ -29,9 +35,18 @@ export const LOG_OPEN_MARK = "__SHED_LOG_OPEN__";
 export type LogFollower = "exec" | "host";
 
 export const HOOK_SCRIPT = String.raw`set -u
-hook=$1 script=$2 limit=$3 log=$4 state=$5 follower=$6
-if [ -e "$log" ]; then mv -f -- "$log" "$log.1" || exit 70; fi
+hook=$1 script=$2 limit=$3 log=$4 state=$5 follower=$6 max=$7 rotate=$8
+dir=$(dirname -- "$log")
+if [ -e "$log" ]; then
+  { tail -c "$max" -- "$log" >"$log.1.tmp" && mv -f -- "$log.1.tmp" "$log.1"; } || exit 70
+fi
+rm -f -- "$log.rotated"
 : >"$log" || { echo "shed: cannot write $log" >&2; exit 70; }
+printf '%s\n' "$max" >"$dir/.shed-log-max-size"
+# Detached (own session: a timed-out hook's group kill spares it). One rotator per directory: a new one
+# waits a little longer than a running one takes to see that no process holds a log any more and exit,
+# so a run that starts just as the old rotator leaves is still watched.
+setsid -f flock -w 15 "$dir/.shed-log-rotate.lock" bash -c "$rotate" shed-log-rotate "$dir" </dev/null >/dev/null 2>&1
 target=$(realpath -e -- "/workspace/$script" 2>/dev/null) || {
   echo "shed: $hook hook: $script does not exist in /workspace" >&2; exit 71; }
 case $target in
@@ -61,6 +76,8 @@ else
     local size pos=0 k v
     size=$(stat -c %s -- "$log") || return 0
     while read -r k v; do [ "$k" = pos: ] && pos=$v; done <"/proc/$$/fdinfo/3"
+    # Rotated (emptied) since the last copy: go on from its new start.
+    if [ "$size" -lt "$pos" ]; then exec 3<"$log"; pos=0; fi
     if [ "$size" -gt "$pos" ]; then head -c "$((size - pos))" <&3; fi
   }
   while kill -0 "$pid" 2>/dev/null; do
@@ -84,4 +101,38 @@ if [ "$code" = 0 ] && [ -n "$state" ]; then
     echo "shed: could not write $state" >&2
 fi
 echo "${HOOK_RESULT_MARK} $code $ms" >&2
+`;
+
+/**
+ * Keeps each hook log in $1 (the log directory) at most about
+ * `.shed-log-max-size` bytes, so a daemon a hook left behind cannot fill the
+ * disk. Once a second it checks the logs' sizes; one over the cap has its last
+ * half-cap bytes copied to <log>.rotated (replacing the previous part) and is
+ * emptied in place: writers hold it O_APPEND, so they go on at its new start,
+ * and the server's follower (guest/file-follower.ts) starts over when the file
+ * shrinks. A line in the log says what happened, for `shed logs` and the live
+ * stream. What is written between the copy and the emptying is lost.
+ *
+ * It runs as long as a process of this user holds a log open (checked every
+ * 10 s), then exits; the next hook run starts it again.
+ */
+export const LOG_ROTATE_SCRIPT = String.raw`set -u
+dir=$1 tick=0
+while :; do
+  read -r max <"$dir/.shed-log-max-size" || max=67108864
+  for f in "$dir"/*.log; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    size=$(stat -c %s -- "$f") || continue
+    [ "$size" -gt "$max" ] || continue
+    tail -c "$((max / 2))" -- "$f" >"$f.rotated.tmp" && mv -f -- "$f.rotated.tmp" "$f.rotated"
+    : >"$f"
+    printf '[shed: this log reached %s bytes, over hook_log_max_size (%s); older output was rotated away, its last part is in %s]\n' \
+      "$size" "$max" "$f.rotated" >>"$f"
+  done
+  tick=$((tick + 1))
+  if [ $((tick % 10)) = 0 ] && [ -z "$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$dir/*.log" -print -quit 2>/dev/null)" ]; then
+    exit 0
+  fi
+  sleep 1
+done
 `;

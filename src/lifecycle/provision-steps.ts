@@ -4,6 +4,7 @@ import {
   PROVISION_PATH,
   type ProvisionConfig,
   parseProvision,
+  provisionTooLarge,
 } from "../config/provision-file.js";
 import type { GuestExec } from "../guest/exec.js";
 import { type HookRun, runHook } from "../guest/hook-runner.js";
@@ -22,6 +23,8 @@ export interface ProvisionState {
   baseEnv: Record<string, string>;
   noProvision: boolean;
   stopTimeoutMs: number;
+  /** Each hook log's cap on disk (server config hook_log_max_size). */
+  hookLogMaxBytes?: number;
   /** Re-run install even when the state file says it ran (`shed provision`). */
   forceInstall?: boolean;
   /** Create knows the workspace is a fresh, empty volume: there is no file to read. */
@@ -43,18 +46,18 @@ export const READ_PROVISION_STEP: Step<P> = {
   title: "Read .shed/provision.yaml",
   fatal: false,
   async run({ prov }, io) {
-    const { text, installDone } = prov.workspaceEmpty
-      ? { text: undefined, installDone: false }
+    const { text, installDone, tooLarge } = prov.workspaceEmpty
+      ? { text: undefined, installDone: false, tooLarge: false }
       : await readWorkspaceProvision(prov.guest);
     prov.installDone = installDone;
-    if (text === undefined) {
+    if (text === undefined && !tooLarge) {
       prov.config = undefined;
       prov.meta.update(prov.name, (m) => {
         m.provision = { ...m.provision, found: false, warnings: [], env: {} };
       });
       return { outcome: "skipped", reason: `no ${PROVISION_PATH} in the workspace` };
     }
-    const { config, problems } = parseProvision(text);
+    const { config, problems } = text === undefined ? provisionTooLarge() : parseProvision(text);
     const warnings = describeProblems(problems);
     for (const w of warnings) io.warn(w, `fix ${PROVISION_PATH}; the rest of the file still applies`);
     prov.config = config;
@@ -197,6 +200,7 @@ async function runRecorded(
     onOutput: (text) => io.output("stdout", text),
     signal: io.signal,
     ...(stateFile ? { stateFile } : {}),
+    ...(prov.hookLogMaxBytes ? { logMaxBytes: prov.hookLogMaxBytes } : {}),
   });
   prov.meta.update(prov.name, (m) => {
     m.hooks[hook] = run;

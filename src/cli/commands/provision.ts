@@ -30,9 +30,12 @@ export function registerProvisionCommands(program: Command<[], GlobalOptions>): 
       const ctx = new CliContext(program.opts());
       const hooks = hook === undefined ? [...HOOK_NAMES] : [parseHook(hook)];
       const files = hooks.map((h) => `/var/log/shed/${h}.log`);
-      // A fixed script: the files and the follow flag are positional parameters.
+      // A fixed script: the files and the follow flag are positional parameters. A log over the server's
+      // hook_log_max_size was emptied and its last part kept as <log>.rotated (guest/hook-script.ts): say so.
       const script = [
         "follow=$1; shift",
+        'for f; do [ -f "$f.rotated" ] && echo "shed: older output of $f was rotated away (the log reached the' +
+          " server's hook_log_max_size); its last part is in $f.rotated\" >&2; done",
         'if [ "$follow" = yes ]; then exec tail -n +1 -F "$@"; fi',
         'found=0; for f; do [ -f "$f" ] && found=1; done',
         'if [ $found = 0 ]; then echo "shed: no log yet: the hook has not run ($*)" >&2; exit 1; fi',
