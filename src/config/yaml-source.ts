@@ -1,5 +1,6 @@
-import { isMap, isPair, isScalar, LineCounter, type Node, parseDocument } from "yaml";
+import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseDocument, visit } from "yaml";
 import type { z } from "zod";
+import { quote } from "../core/quote.js";
 
 /**
  * Parses YAML with source positions and validates it with a zod schema, so every
@@ -16,7 +17,8 @@ export interface ConfigProblem {
 }
 
 export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
+  // The path is made of the file's keys: an unknown key of 50 KB is named, not echoed whole.
+  return `${p.file}:${p.line}:${p.col}: ${p.path ? `${cut(p.path, 100)}: ` : ""}${p.message}`;
 }
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: ConfigProblem[] };
@@ -38,12 +40,22 @@ export function parseYamlWithSchema<S extends z.ZodType>(
           line: pos.line,
           col: pos.col,
           path: "",
-          message: `YAML syntax: ${firstLine(e.message)}`,
+          // yaml's message quotes the offending source, which can be the rest of the file.
+          message: `YAML syntax: ${cut(firstLine(e.message))}`,
         };
       }),
     };
   }
-  const raw = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    // yaml throws here instead of reporting: an alias it cannot resolve (`<<: *a` with no anchor a), and
+    // more aliases than it allows (an alias bomb: "Excessive alias count").
+    const at = aliasPosition(doc, lineCounter);
+    const message = firstLine(err instanceof Error ? err.message : String(err));
+    return { ok: false, problems: [{ file, ...at, path: "", message: `YAML: ${cut(message)}` }] };
+  }
   const result = schema.safeParse(raw);
   if (result.success) return { ok: true, value: result.data };
 
@@ -60,7 +72,7 @@ export function parseYamlWithSchema<S extends z.ZodType>(
     if (issue.code === "invalid_key") {
       const at = positionOf(doc.contents, path, lineCounter, "key");
       const inner = issue.issues[0]?.message ?? issue.message;
-      problems.push({ file, ...at, path: path.join("."), message: `${JSON.stringify(path.at(-1))} ${inner}` });
+      problems.push({ file, ...at, path: path.join("."), message: `${quote(String(path.at(-1)))} ${inner}` });
       continue;
     }
     const at = positionOf(doc.contents, path, lineCounter, "value");
@@ -71,10 +83,23 @@ export function parseYamlWithSchema<S extends z.ZodType>(
 }
 
 function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
-  const shown = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+  const shown = value === undefined ? "" : ` (got ${showValue(value)})`;
   if (issue.code === "invalid_type" && value === undefined)
     return `${issue.message.replace(/, received undefined$/, "")}: field is required`;
   return `${issue.message}${shown}`;
+}
+
+/** A value as the file gave it, cut to about 100 characters: a problem names the value, it does not echo a huge one. */
+function showValue(value: unknown): string {
+  if (typeof value === "string") return quote(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // A BigInt (or anything else JSON cannot write) is still shown.
+    text = String(value);
+  }
+  return text.length <= 100 ? text : `${text.slice(0, 100)}… (${text.length} characters)`;
 }
 
 function valueAt(raw: unknown, path: (string | number)[]): unknown {
@@ -126,4 +151,23 @@ function posOfNode(node: unknown, lc: LineCounter): { line: number; col: number 
 
 function firstLine(s: string): string {
   return s.split("\n")[0] ?? s;
+}
+
+/** At most ~140 characters of a parser's message, so the source it quotes is cut to about 100. */
+function cut(s: string, max = 140): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
+}
+
+/** Where toJS() failed: the first alias that resolves to nothing, else the first alias, else the start. */
+function aliasPosition(doc: Document, lc: LineCounter): { line: number; col: number } {
+  let unresolved: { line: number; col: number } | undefined;
+  let first: { line: number; col: number } | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      const pos = posOfNode(node, lc);
+      first ??= pos;
+      if (!unresolved && node.resolve(doc) === undefined) unresolved = pos;
+    },
+  });
+  return unresolved ?? first ?? { line: 1, col: 1 };
 }
