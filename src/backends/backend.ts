@@ -76,8 +76,14 @@ export interface Backend {
   start(name: string): Promise<void>;
   /** Stop step 3: the process stop (SIGTERM, then SIGKILL after the timeout). */
   stop(name: string, timeoutMs: number): Promise<void>;
-  /** Removes the container or VM (and the workspace unless kept). Idempotent. */
+  /** Removes the container or VM (and the workspace unless kept; never for a --local-dir shed). Idempotent. */
   remove(name: string, opts: RemoveOptions): Promise<void>;
+  /**
+   * Undoes a create the server was killed in before it finished its first steps:
+   * removes the container and the workspace made by the create whose created-at
+   * is `createdAt`, and nothing else (not a workspace it reused). Idempotent.
+   */
+  removeLeftovers(name: string, createdAt: string): Promise<void>;
 
   /**
    * This server's shed of that name (owner "this_server"), or one made by an older

@@ -38,6 +38,9 @@ const shedSchema = z.looseObject({
   workspace: z.string(),
   resources: z.record(z.string(), z.string()),
   warnings: z.array(z.string()),
+  interrupted: z
+    .looseObject({ operation: z.string(), step: z.string(), message: z.string(), hint: z.string() })
+    .optional(),
   provision: z
     .looseObject({
       file_found: z.boolean(),

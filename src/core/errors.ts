@@ -37,6 +37,10 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: 413,
   /** The server's TLS certificate is not the one pinned at `shed server add`. */
   SERVER_IDENTITY_CHANGED: 495,
+  /** Another shed-server already uses this data_dir (one server per data_dir). */
+  DATA_DIR_IN_USE: 409,
+  /** The CLI and the server speak API versions the other no longer supports (src/protocol/api-version.ts). */
+  VERSION_MISMATCH: 400,
   INTERNAL: 500,
 } as const;
 

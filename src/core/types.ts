@@ -31,6 +31,17 @@ export interface Shed {
   warnings: string[];
   /** Provisioning: the provision file's state and each hook's last run. */
   provision?: ProvisionStatus;
+  /** An operation shed-server was killed in (found at its next start): which step, and how to recover. */
+  interrupted?: InterruptedStatus;
+}
+
+export interface InterruptedStatus {
+  operation: "create" | "start" | "stop" | "delete" | "provision";
+  step: string;
+  started_at: string;
+  /** e.g. "create interrupted at step clone". */
+  message: string;
+  hint: string;
 }
 
 export type HookState = "never_run" | "running" | "succeeded" | "failed" | "timed_out" | "skipped";

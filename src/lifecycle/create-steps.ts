@@ -35,13 +35,19 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     id: "storage",
     title: "Storage setup",
     fatal: true,
-    async run(ctx) {
+    async run(ctx, io) {
       if (ctx.spec.localDir) return { outcome: "done", message: `bind mount of ${ctx.spec.localDir}` };
       ctx.storage = await ctx.backend.prepareStorage(ctx.spec);
-      return {
-        outcome: "done",
-        message: ctx.storage.reused ? "reusing the workspace kept from an earlier shed" : "workspace volume created",
-      };
+      if (!ctx.storage.reused) return { outcome: "done", message: "workspace volume created" };
+      const kept = ctx.prov.meta.kept(ctx.spec.name);
+      if (kept)
+        return { outcome: "done", message: `reusing the workspace kept by \`delete --keep-volume\` (${kept.kept_at})` };
+      // Not recorded as kept (an older Shed's keep, or a container removed by hand): reused, but never silently.
+      io.warn(
+        `reusing the workspace volume of an earlier shed ${JSON.stringify(ctx.spec.name)} that this server has no record of keeping; its files stay (a --repo is cloned only into an empty workspace)`,
+        `for an empty workspace: \`shed delete ${ctx.spec.name}\`, remove the volume (docker volume rm shed-${ctx.spec.name}-workspace), and create it again`,
+      );
+      return { outcome: "done", message: "reusing a workspace volume found on the engine" };
     },
     async undo(ctx) {
       if (ctx.storage?.created) await ctx.backend.removeStorage(ctx.spec.name);

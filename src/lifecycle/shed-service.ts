@@ -1,9 +1,10 @@
+import { rmSync } from "node:fs";
 import type { Backend, CreateSpec } from "../backends/backend.js";
 import type { HookName } from "../config/provision-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { CreateShedRequest } from "../core/api-types.js";
 import { tryParseDuration } from "../core/duration.js";
-import { ShedError } from "../core/errors.js";
+import { ShedError, toShedError } from "../core/errors.js";
 import type { LifecycleSink } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import { redactUrl } from "../core/redact.js";
@@ -13,13 +14,15 @@ import type { RepoSource } from "../guest/clone.js";
 import { planCredentials } from "../guest/credentials.js";
 import type { GuestExec } from "../guest/exec.js";
 import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
+import { type DeleteContext, REMOVE_STEP } from "./delete-steps.js";
 import { checkLocalDir } from "./local-dir-policy.js";
 import { plannedShedUid } from "./local-dir-step.js";
-import { emptyMeta, type MetaStore, type ShedMeta } from "./meta-store.js";
+import { emptyMeta, type MetaStore, type OperationRecord, type ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
+import { type Completion, clearedBy, finishedAtRestart, interruptedStatus } from "./recovery.js";
 import { type RunContext, START_STEPS, STOP_STEPS } from "./run-steps.js";
-import { runSteps, StepFailure } from "./steps.js";
+import { runSteps, type Step, StepFailure, type StepTracking } from "./steps.js";
 
 export interface ServiceDeps {
   config: ServerConfig;
@@ -64,14 +67,24 @@ export class ShedService {
         });
       }
       const deadline = req.timeout ? Date.now() + (tryParseDuration(req.timeout) ?? 0) : undefined;
+      // What a create or delete of this name that the server was killed in left behind goes first, and is said.
+      const settled = await this.settle(prepared.spec.name);
+      if (settled) emit({ type: "warning", step: "storage", message: settled });
       // A record left by a shed removed outside Shed must not leak into the new one. It is emptied, not
       // removed: it is what adopts a workspace volume kept by an older Shed without server ids.
       if (this.deps.meta.has(prepared.spec.name))
         this.deps.meta.update(prepared.spec.name, (m) => Object.assign(m, emptyMeta()));
+      const track = this.tracking(prepared.spec.name, {
+        op: "create",
+        backend: prepared.backend.name,
+        created_at: prepared.spec.createdAt,
+        ...(req.repo_bundle ? { bundle: req.repo_bundle } : {}),
+      });
       try {
-        const { warnings } = await runSteps(CREATE_STEPS, prepared, emit, deadline);
+        const { warnings } = await runSteps(CREATE_STEPS, prepared, emit, deadline, track);
         this.deps.meta.update(prepared.spec.name, (m) => {
           m.warnings = warnings;
+          delete m.operation;
         });
       } catch (err) {
         this.deps.meta.remove(prepared.spec.name);
@@ -91,7 +104,7 @@ export class ShedService {
           hint: `connect with \`shed console ${name}\`, or \`shed stop ${name}\` first to restart it`,
         });
       }
-      await this.runLifecycle(START_STEPS, this.runContext(backend, shed), emit);
+      await this.runLifecycle("start", START_STEPS, this.runContext(backend, shed), emit);
       return this.get(name);
     });
   }
@@ -105,7 +118,7 @@ export class ShedService {
           hint: `\`shed start ${name}\` starts it; \`shed delete ${name}\` removes it`,
         });
       }
-      await this.runLifecycle(STOP_STEPS, this.runContext(backend, shed), emit);
+      await this.runLifecycle("stop", STOP_STEPS, this.runContext(backend, shed), emit);
       return this.get(name);
     });
   }
@@ -114,22 +127,31 @@ export class ShedService {
   async delete(name: string, opts: { keepVolume: boolean }, emit: LifecycleSink): Promise<void> {
     validateShedName(name);
     await this.locks.run(name, async () => {
-      const { shed, backend } = await this.mustFind(name);
-      if (shed.status === "running") {
-        await this.runLifecycle(STOP_STEPS, this.runContext(backend, shed), emit);
+      // No container, but a create or delete the server was killed in left something: finish that.
+      if (!(await this.find(name)) && this.deps.meta.read(name).operation) {
+        const settled = await this.settle(name);
+        if (settled) {
+          emit({ type: "warning", step: "remove", message: settled });
+          return;
+        }
       }
-      emit({ type: "step", step: "remove", title: "Remove resources" });
-      const started = Date.now();
-      await backend.remove(name, opts);
-      this.deps.meta.remove(name);
-      emit({
-        type: "step_end",
-        step: "remove",
-        outcome: "succeeded",
-        duration_ms: Date.now() - started,
-        message:
-          opts.keepVolume || shed.local_dir ? "container removed; workspace kept" : "container and workspace removed",
+      const { shed, backend } = await this.mustFind(name);
+      const ctx: DeleteContext = { ...this.runContext(backend, shed), keepVolume: opts.keepVolume };
+      const steps: Step<DeleteContext>[] = shed.status === "running" ? [...STOP_STEPS, REMOVE_STEP] : [REMOVE_STEP];
+      const track = this.tracking(name, {
+        op: "delete",
+        backend: backend.name,
+        keep_volume: opts.keepVolume,
+        ...(shed.local_dir ? { local_dir: true } : {}),
       });
+      try {
+        await runSteps(steps, ctx, emit, undefined, track);
+      } catch (err) {
+        this.endOperation(name);
+        if (err instanceof StepFailure) throw err.error;
+        throw err;
+      }
+      this.deps.meta.remove(name);
     });
   }
 
@@ -174,7 +196,8 @@ export class ShedService {
       const ctx = this.runContext(backend, shed);
       ctx.prov.forceInstall = true;
       const steps = hook ? [READ_PROVISION_STEP, HOOK_STEPS[hook]] : PROVISION_STEPS;
-      await this.runLifecycle(steps, ctx, emit);
+      const done: Completion = !hook ? "provision" : hook === "startup" ? "provision_startup" : "provision_hook";
+      await this.runLifecycle("provision", steps, ctx, emit, done);
       return this.get(name);
     });
   }
@@ -196,16 +219,109 @@ export class ShedService {
       baseEnv: { ...this.deps.env, ...shedBaseEnv(name) },
       noProvision,
       stopTimeoutMs: this.deps.config.stopTimeoutMs,
+      hookLogMaxBytes: this.deps.config.hookLogMaxBytes,
     };
   }
 
-  private async runLifecycle(steps: typeof START_STEPS, ctx: RunContext, emit: LifecycleSink): Promise<void> {
+  private async runLifecycle(
+    op: "start" | "stop" | "provision",
+    steps: typeof START_STEPS,
+    ctx: RunContext,
+    emit: LifecycleSink,
+    done: Completion = op === "provision" ? "provision" : op,
+  ): Promise<void> {
+    const { name } = ctx.shed;
     try {
-      await runSteps(steps, ctx, emit);
+      await runSteps(steps, ctx, emit, undefined, this.tracking(name, { op, backend: ctx.backend.name }));
     } catch (err) {
+      this.endOperation(name);
       if (err instanceof StepFailure) throw err.error;
       throw err;
     }
+    this.deps.meta.update(name, (m) => {
+      delete m.operation;
+      if (m.interrupted && clearedBy(m.interrupted, done)) delete m.interrupted;
+    });
+  }
+
+  /** Records the operation and its current step before each step (what recovery reads after a crash). */
+  private tracking(name: string, op: Omit<OperationRecord, "step" | "started_at">): StepTracking {
+    const started_at = new Date().toISOString();
+    return {
+      op: op.op,
+      onStep: (step) =>
+        this.deps.meta.update(name, (m) => {
+          m.operation = { ...op, step, started_at };
+        }),
+    };
+  }
+
+  /** An operation that ended with an error (reported to its caller) is no longer in progress. */
+  private endOperation(name: string): void {
+    if (this.deps.meta.read(name).operation) {
+      this.deps.meta.update(name, (m) => {
+        delete m.operation;
+      });
+    }
+  }
+
+  /**
+   * At server start, before any request: every operation the previous server
+   * was killed in is finished, undone or left marked interrupted (recovery.ts).
+   * One line per shed says which; a failure is said too and tried again at the
+   * next start, or by a create or delete of that name.
+   */
+  async recover(): Promise<string[]> {
+    const lines: string[] = [];
+    for (const name of this.deps.meta.names()) {
+      const op = this.deps.meta.read(name).operation;
+      if (!op) continue;
+      try {
+        lines.push((await this.settle(name)) ?? `${name}: ${op.op} interrupted at step ${op.step}; shown by shed list`);
+      } catch (err) {
+        lines.push(
+          `${name}: ${op.op} interrupted at step ${op.step}; finishing it failed: ${toShedError(err).message} (tried again at the next start, or by shed create/delete ${name})`,
+        );
+      }
+    }
+    return lines;
+  }
+
+  /**
+   * Finishes the operation recorded as in progress on a name, when that needs
+   * no choice: a create killed before its container was usable is undone, a
+   * delete killed while removing is completed. Any other one is left as the
+   * interrupted state that `shed list` shows. Returns what was done.
+   */
+  private async settle(name: string): Promise<string | undefined> {
+    const meta = this.deps.meta.read(name);
+    const op = meta.operation;
+    if (!op) return undefined;
+    const backend = op.backend ? this.deps.backends.get(op.backend) : undefined;
+    // The API removes a create's bundle when the create ends; one the server died in is removed here.
+    const bundle = op.bundle ? this.deps.bundlePath(op.bundle) : undefined;
+    if (bundle) rmSync(bundle, { force: true });
+    if (backend && finishedAtRestart(op.op, op.step)) {
+      if (op.op === "create" && op.created_at) {
+        await backend.removeLeftovers(name, op.created_at);
+        this.deps.meta.remove(name);
+        return `create of ${name} was interrupted at step ${op.step} (shed-server stopped): what it had made is removed`;
+      }
+      if (op.op === "delete") {
+        const keep = op.keep_volume === true || op.local_dir === true;
+        if (!op.local_dir) {
+          if (op.keep_volume) this.deps.meta.markKept(name);
+          else this.deps.meta.unmarkKept(name);
+        }
+        await backend.remove(name, { keepVolume: keep });
+        this.deps.meta.remove(name);
+        return `delete of ${name} was interrupted at step remove (shed-server stopped): finished, ${keep ? "workspace kept" : "its workspace volume removed"}`;
+      }
+    }
+    this.deps.meta.update(name, (m) => {
+      delete m.operation;
+    });
+    return undefined;
   }
 
   private prepareCreate(req: CreateShedRequest): CreateContext {
@@ -302,6 +418,9 @@ export class ShedService {
     const meta = this.deps.meta.read(shed.name);
     return {
       ...shed,
+      ...(meta.interrupted
+        ? { interrupted: interruptedStatus(meta.interrupted, shed, this.deps.meta.kept(shed.name) !== undefined) }
+        : {}),
       warnings: meta.warnings,
       provision: {
         file_found: meta.provision.found,

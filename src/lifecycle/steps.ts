@@ -40,11 +40,37 @@ export class StepFailure extends Error {
   }
 }
 
+/**
+ * Which operation runs the steps, and where the current step is recorded
+ * before it runs, so that a server killed in it can say so at its next start.
+ */
+export interface StepTracking {
+  op: string;
+  onStep(step: string): void;
+}
+
+/**
+ * Test-only fault injection (README: Recovery): `SHED_FAULT_KILL_AT=op:step`
+ * (or `op:step:before`) SIGKILLs the server once the step is recorded and
+ * before it runs; `op:step:after` once it has run, before the next is
+ * recorded. Unset, nothing happens.
+ */
+export const FAULT_KILL_ENV = "SHED_FAULT_KILL_AT";
+
+function faultKill(op: string, step: string, when: "before" | "after"): void {
+  const at = process.env[FAULT_KILL_ENV];
+  if (!at) return;
+  if (at === `${op}:${step}:${when}` || (when === "before" && at === `${op}:${step}`)) {
+    process.kill(process.pid, "SIGKILL");
+  }
+}
+
 export async function runSteps<C>(
   steps: readonly Step<C>[],
   ctx: C,
   emit: LifecycleSink,
   deadline?: number,
+  track?: StepTracking,
 ): Promise<StepsResult> {
   const warnings: string[] = [];
   const done: Step<C>[] = [];
@@ -55,6 +81,10 @@ export async function runSteps<C>(
       : setTimeout(() => controller.abort(new Error("deadline passed")), Math.max(0, deadline - Date.now()));
   try {
     for (const step of steps) {
+      if (track) {
+        track.onStep(step.id);
+        faultKill(track.op, step.id, "before");
+      }
       emit({ type: "step", step: step.id, title: step.title });
       const started = Date.now();
       let stepWarned = false;
@@ -94,6 +124,7 @@ export async function runSteps<C>(
           });
         }
         done.push(step);
+        if (track) faultKill(track.op, step.id, "after");
       } catch (err) {
         const error = toShedError(err);
         const duration_ms = Date.now() - started;
@@ -101,6 +132,7 @@ export async function runSteps<C>(
           io.warn(error.message, error.hint);
           emit({ type: "step_end", step: step.id, outcome: "warning", duration_ms, message: error.message });
           done.push(step);
+          if (track) faultKill(track.op, step.id, "after");
           continue;
         }
         emit({ type: "step_end", step: step.id, outcome: "failed", duration_ms, message: error.message });

@@ -114,12 +114,10 @@ describe("server id", () => {
     const id = serverId(b);
     expect(id).toMatch(/^[0-9a-f]{32}$/);
     expect(serverId(a)).not.toBe(id);
-    const again = await startTestServer({}, b.dir);
-    try {
-      expect(serverId(again)).toBe(id);
-    } finally {
-      await again.close();
-    }
+    // One server per data_dir: B stops before it starts again.
+    await b.close();
+    b = await startTestServer({}, b.dir);
+    expect(serverId(b)).toBe(id);
   });
 });
 
@@ -179,12 +177,10 @@ describe("two servers on one engine", () => {
   });
 
   it("ownership goes with the data dir: a server started again on A's owns A's sheds", async () => {
-    const again = await startTestServer({}, a.dir);
-    try {
-      expect((await listed(again)).find((s) => s.name === name)).toMatchObject({ owner: "this_server" });
-    } finally {
-      await again.close();
-    }
+    // One server per data_dir: A stops, and starts again on its ports (the CLI user knows them).
+    await a.close();
+    a = await startTestServer({ http_port: a.httpPort, ssh_port: a.sshPort }, a.dir);
+    expect((await listed(a)).find((s) => s.name === name)).toMatchObject({ owner: "this_server" });
     const del = await a.api("DELETE", `/api/sheds/${name}`);
     expect(del.status).toBe(204);
     await expect(docker.getContainer(before.id).inspect()).rejects.toMatchObject({ statusCode: 404 });

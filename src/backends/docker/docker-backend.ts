@@ -189,13 +189,34 @@ export class DockerBackend implements Backend {
 
   async remove(name: string, opts: RemoveOptions): Promise<void> {
     const info = await this.inspectContainer(name);
+    let localDir = false;
     if (info) {
       const owner = ownerOf(info.Config.Labels, name, this.ownership);
       if (owner.kind !== "this_server") throw notOwnedError(`container ${containerName(name)}`, name, owner);
+      // A --local-dir shed never mounted the volume of its name: one there was kept by an earlier shed.
+      localDir = info.Config.Labels?.[LABEL.localDir] !== undefined;
       // By the id just inspected: a container put under this name since then is not hit.
       await this.removeCreated({ id: info.Id });
     }
-    if (!opts.keepVolume) await this.removeStorage(name);
+    if (!opts.keepVolume && !localDir) await this.removeStorage(name);
+  }
+
+  async removeLeftovers(name: string, createdAt: string): Promise<void> {
+    // Only what carries this server's id and this create's created-at was made by it (labels never change).
+    const made = (labels: Record<string, string> | undefined) =>
+      labels?.[LABEL.serverId] === this.ownership.serverId &&
+      labels[LABEL.name] === name &&
+      labels[LABEL.createdAt] === createdAt;
+    const info = await this.inspectContainer(name);
+    if (info && made(info.Config.Labels)) await this.removeCreated({ id: info.Id });
+    const volume = await this.inspectVolume(volumeName(name));
+    if (volume && made(volume.Labels)) {
+      try {
+        await this.docker.getVolume(volumeName(name)).remove();
+      } catch (err) {
+        if (dockerStatus(err) !== 404) throw backendError(`remove volume ${volumeName(name)}`, err);
+      }
+    }
   }
 
   async get(name: string): Promise<Shed | undefined> {

@@ -8,6 +8,9 @@ export function describeShed(shed: Shed): string {
     shed.owner === "unowned"
       ? `  owner: unowned (this server will not start, stop, delete or exec in it)\n  hint: ${safeLine(shed.owner_hint)}`
       : "",
+    shed.interrupted
+      ? `  interrupted: ${safeLine(shed.interrupted.message)}\n  hint: ${safeLine(shed.interrupted.hint)}`
+      : "",
     shed.repo ? `  repo: ${safeLine(shed.repo)}` : "",
     shed.local_dir ? `  local dir: ${safeLine(shed.local_dir)}` : "",
     ...shed.warnings.map((w) => `  warning: ${safeLine(w)}`),

@@ -50,6 +50,7 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
                   s.name,
                   s.status +
                     (s.owner === "unowned" ? ", unowned" : "") +
+                    (s.interrupted ? `, ${s.interrupted.operation} interrupted at ${s.interrupted.step}` : "") +
                     (s.warnings.length ? ` (${s.warnings.length} warning${s.warnings.length > 1 ? "s" : ""})` : ""),
                   s.server,
                   s.backend,
@@ -58,6 +59,13 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
                   s.repo ?? s.local_dir ?? "",
                 ]),
               ),
+              // A shed an operation was cut off in (the server was killed): which step, and the way out.
+              ...rows
+                .filter((s) => s.interrupted)
+                .map(
+                  (s) =>
+                    `${safeLine(s.name)} (server ${safeLine(s.server)}): ${safeLine(s.interrupted?.message)}\n  hint: ${safeLine(s.interrupted?.hint)}`,
+                ),
               // An unowned shed is left alone by its server: say why and what to do, under the table.
               ...rows
                 .filter((s) => s.owner === "unowned")
