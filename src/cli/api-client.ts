@@ -4,6 +4,13 @@ import { fromErrorBody, ShedError } from "../core/errors.js";
 import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../core/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { Shed } from "../core/types.js";
+import {
+  formatVersionHeader,
+  OWN_VERSION,
+  parseVersionHeader,
+  VERSION_HEADER,
+  versionMismatch,
+} from "../protocol/api-version.js";
 import type { ServerEntry } from "./client-config.js";
 import { baseUrl, sendRequest, type Target, type TransportSecurity } from "./http-transport.js";
 import { checkEvent, checkResponse } from "./validate-response.js";
@@ -117,14 +124,41 @@ export class ApiClient {
     return last;
   }
 
-  private send(
+  private async send(
     method: string,
     path: string,
     headers: OutgoingHttpHeaders,
     body: string | Readable | undefined,
   ): Promise<IncomingMessage> {
     const auth = this.endpoint.token ? { authorization: `Bearer ${this.endpoint.token}` } : {};
-    return sendRequest(this.target, method, path, { ...headers, ...auth }, body);
+    const res = await sendRequest(
+      this.target,
+      method,
+      path,
+      { ...headers, ...auth, [VERSION_HEADER]: formatVersionHeader(), "user-agent": `shed/${OWN_VERSION.version}` },
+      body,
+    );
+    this.checkVersion(res);
+    return res;
+  }
+
+  /**
+   * Every answer says which release and API version the server is: an
+   * incompatible one is an error naming both and which to upgrade, whatever
+   * the answer was (a server from before version checks, or a newer one that
+   * still serves this CLI though this CLI no longer supports it, did not refuse).
+   */
+  private checkVersion(res: IncomingMessage): void {
+    const server = parseVersionHeader(res.headers[VERSION_HEADER]);
+    const label = `shed-server ${this.serverName} at ${this.base}`;
+    const problem = server
+      ? versionMismatch(OWN_VERSION, server, label)
+      : new ShedError("INVALID_RESPONSE", `${label} sent a malformed ${VERSION_HEADER} header`, {
+          hint: "is it a shed-server? `shed server list` shows the address the CLI uses",
+        });
+    if (!problem) return;
+    res.resume();
+    throw problem;
   }
 
   /** An error answer; a refused token gets the CLI's own hint, which knows how this server was added. */

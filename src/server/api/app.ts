@@ -10,6 +10,7 @@ import { ShedError } from "../../core/errors.js";
 import { quote } from "../../core/quote.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import { requestGuard } from "../auth/request-guard.js";
+import { versionGuard } from "../auth/version-guard.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
 import type { BundleStore } from "../bundles.js";
 import { errorResponse, runOperation } from "./respond.js";
@@ -30,6 +31,7 @@ export function createApi(deps: ApiDeps): Hono {
 
   app.onError((err, c) => errorResponse(c, err));
   // Before every route: a refused request never reaches a handler, so it changes nothing.
+  app.use("*", versionGuard(deps.info().name));
   app.use("*", requestGuard(deps.token));
   app.notFound((c) =>
     errorResponse(c, new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
@@ -100,7 +102,11 @@ export function createApi(deps: ApiDeps): Hono {
   app.put("/api/bundles", async (c) => {
     const body = c.req.raw.body;
     if (!body) throw new ShedError("INVALID_REQUEST", "the bundle upload has no body");
-    const id = await deps.bundles.put(Readable.fromWeb(body as import("node:stream/web").ReadableStream));
+    const length = c.req.header("content-length");
+    const id = await deps.bundles.put(
+      Readable.fromWeb(body as import("node:stream/web").ReadableStream),
+      length === undefined ? undefined : Number(length),
+    );
     return c.json({ id }, 201);
   });
 
