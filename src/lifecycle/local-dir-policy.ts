@@ -50,7 +50,8 @@ const PICK_PROJECT = "mount a project directory instead, e.g. one below your hom
 export type LocalDirPolicy = Pick<
   ServerConfig,
   "name" | "dataDir" | "localDirRoots" | "file" | "tls" | "envFile" | "authorizedKeysFile"
->;
+> &
+  Partial<Pick<ServerConfig, "dockerSocket">>;
 
 /** Resolves and checks a --local-dir; throws LOCAL_DIR_NOT_FOUND, LOCAL_DIR_REFUSED or INVALID_REQUEST. */
 export function checkLocalDir(
@@ -142,7 +143,7 @@ function builtInRefusal(path: string, config: LocalDirPolicy, env: NodeJS.Proces
       hint: PICK_PROJECT,
     };
   }
-  const socket = dockerSockets(env).find((s) => isWithin(path, s));
+  const socket = dockerSockets(env, config.dockerSocket).find((s) => isWithin(path, s));
   if (socket !== undefined) {
     return {
       rule: "docker_socket",
@@ -213,9 +214,9 @@ function serverFiles(config: LocalDirPolicy): string[] {
   return [...new Set(all.flatMap((f) => (f && isAbsolute(f) ? [f, real(f)] : [])))];
 }
 
-/** The Docker sockets of this server: the usual paths and DOCKER_HOST's, as given and resolved. */
-function dockerSockets(env: NodeJS.ProcessEnv): string[] {
-  const all = [...DOCKER_SOCKETS];
+/** The Docker sockets of this server: the usual paths, docker_host's and DOCKER_HOST's, as given and resolved. */
+function dockerSockets(env: NodeJS.ProcessEnv, configured: string | undefined): string[] {
+  const all = [...DOCKER_SOCKETS, ...(configured ? [configured] : [])];
   const host = env.DOCKER_HOST;
   if (host?.startsWith("unix://")) all.push(host.slice("unix://".length));
   return [...new Set(all.flatMap((s) => (isAbsolute(s) ? [s, real(s)] : [])))];

@@ -86,6 +86,11 @@ describe("checkLocalDir", () => {
     expect(checkLocalDir(dir, policy(), { DOCKER_HOST: "tcp://127.0.0.1:2375" }).path).toBe(dir);
   });
 
+  it("a directory holding the server config's docker_host socket is refused", () => {
+    const dir = tempDir("sock");
+    expect(refusal(dir, policy({ dockerSocket: join(dir, "docker.sock") })).details?.rule).toBe("docker_socket");
+  });
+
   it("local_dir_roots (through a symlink too) confine the real path", () => {
     const roots = tempDir("roots");
     mkdirSync(join(roots, "proj"));

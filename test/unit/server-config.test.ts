@@ -83,6 +83,17 @@ describe("server config", () => {
     expect(e.message).toMatch(new RegExp(`${file}:\\d+:\\d+: YAML syntax`));
   });
 
+  it("docker_host is a unix socket URL; anything else names the field and the way for other engines", () => {
+    expect(loadServerConfig(write("server.yaml", "docker_host: unix:///tmp/e/docker.sock\n")).dockerSocket).toBe(
+      "/tmp/e/docker.sock",
+    );
+    expect(loadServerConfig(write("server.yaml", "")).dockerSocket).toBeUndefined();
+    const file = write("server.yaml", "docker_host: tcp://10.0.0.1:2375\n");
+    expect(errorOf(() => loadServerConfig(file)).message).toContain(
+      `${file}:1:14: docker_host: write unix:///path/to/docker.sock (for an engine over TCP or SSH, set DOCKER_HOST`,
+    );
+  });
+
   it("default_backend must be enabled", () => {
     const file = write("server.yaml", "enabled_backends: [docker]\ndefault_backend: vz\n");
     expect(errorOf(() => loadServerConfig(file)).message).toContain(
