@@ -7,6 +7,12 @@ import { GUEST_USER } from "../../core/types.js";
 import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import { backendError } from "./docker-errors.js";
 
+const STOPPED_WHY =
+  "by `shed stop`, `docker stop`, or the Docker engine stopping or restarting; `shed start` starts it again";
+
+/** The kernel's flag of a task in exit (include/linux/sched.h), field 9 of /proc/PID/stat. */
+const PF_EXITING = 0x4;
+
 /** GuestExec through the Docker Engine's exec API (the seed: hooks run via docker exec). */
 export class DockerGuestExec implements GuestExec {
   private mounts: Docker.ContainerInspectInfo["Mounts"] | undefined;
@@ -34,11 +40,12 @@ export class DockerGuestExec implements GuestExec {
     } catch (err) {
       throw backendError(`exec in ${this.container}`, err);
     }
-    const stream = (await exec.start({
-      hijack: spec.stdin === true,
-      stdin: spec.stdin === true,
-      Tty: tty,
-    })) as Duplex;
+    let stream: Duplex;
+    try {
+      stream = (await exec.start({ hijack: spec.stdin === true, stdin: spec.stdin === true, Tty: tty })) as Duplex;
+    } catch (err) {
+      throw backendError(`exec in ${this.container}`, err);
+    }
 
     const stdout = new PassThrough();
     const stderr = new PassThrough();
@@ -47,19 +54,36 @@ export class DockerGuestExec implements GuestExec {
 
     const exited = new Promise<number>((resolve, reject) => {
       let done = false;
+      const endOutput = () => {
+        if (!tty) stdout.end();
+        stderr.end();
+      };
       const finish = () => {
         if (done) return;
         done = true;
-        if (!tty) {
-          stdout.end();
-          stderr.end();
-        } else stderr.end();
-        exitCodeOf(exec).then(resolve, reject);
+        exitCodeOf(exec).then(
+          async (code) => {
+            // Killed with its container (docker stop, the engine stopping or restarting): the one line saying
+            // so is what a hook's record and an SSH session show, instead of a bare exit status.
+            if (!tty && (code === 137 || code === 143) && !(await this.stillRunning())) {
+              stderr.write(`shed: container ${this.container} stopped while this ran (${STOPPED_WHY})\n`);
+            }
+            endOutput();
+            resolve(code);
+          },
+          (err) => {
+            endOutput();
+            reject(backendError(`exec in ${this.container}`, err));
+          },
+        );
       };
       stream.on("end", finish);
       stream.on("close", finish);
       stream.on("error", (err) => {
-        if (!done) reject(backendError(`exec in ${this.container}`, err));
+        if (done) return;
+        done = true;
+        endOutput();
+        reject(backendError(`exec in ${this.container}`, err));
       });
     });
     // Output must be consumed by the caller; the exit code does not wait for it beyond the engine's stream.
@@ -77,6 +101,28 @@ export class DockerGuestExec implements GuestExec {
         await this.signalExec(exec, signal);
       },
     };
+  }
+
+  /**
+   * Whether the container still runs. An exec is killed while the container's
+   * init is exiting (the kernel kills the rest of its PID namespace and waits
+   * for them), before the engine records the container as exited: an init gone
+   * from this host's /proc, a zombie, or one flagged PF_EXITING counts as
+   * stopped, when the engine is on this host (a unix socket). An engine that
+   * cannot say counts as stopped.
+   */
+  private async stillRunning(): Promise<boolean> {
+    const info = await this.docker
+      .getContainer(this.container)
+      .inspect()
+      .catch(() => undefined);
+    if (info?.State.Running !== true) return false;
+    if (typeof (this.docker.modem as { socketPath?: unknown }).socketPath !== "string" || !info.State.Pid) return true;
+    const stat = await readFile(`/proc/${info.State.Pid}/stat`, "utf8").catch(() => undefined);
+    if (stat === undefined) return false;
+    // After "(comm)": state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    const [state, , , , , , flags] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return state !== "Z" && state !== "X" && (Number(flags) & PF_EXITING) === 0;
   }
 
   /**
