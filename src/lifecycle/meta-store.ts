@@ -39,6 +39,8 @@ export interface OperationRecord {
   created_at?: string;
   /** The backend the shed is on (recovery acts through it). */
   backend?: BackendName;
+  /** create: there was no record of the shed before this create (so the record does not adopt anything). */
+  fresh_record?: boolean;
   /** create: the id of the uploaded bundle it clones from, removed by recovery when the server died with it. */
   bundle?: string;
   /** delete: whether the workspace is kept (`--keep-volume`). */
@@ -129,9 +131,15 @@ export class MetaStore {
     rmSync(this.keptFile(name), { force: true });
   }
 
-  /** Whether this server holds a record of the shed (what adopts a shed made before server ids). */
+  /**
+   * Whether this server holds a record of the shed (what adopts a shed made before server ids).
+   * The record a create makes for itself while it runs does not count: it must not adopt an old
+   * unlabelled volume or container of that name that nobody recorded.
+   */
   has(name: string): boolean {
-    return existsSync(this.file(name));
+    if (!existsSync(this.file(name))) return false;
+    const op = this.read(name).operation;
+    return !(op?.op === "create" && op.fresh_record === true);
   }
 
   remove(name: string): void {

@@ -72,10 +72,16 @@ export class ShedService {
       if (settled) emit({ type: "warning", step: "storage", message: settled });
       // A record left by a shed removed outside Shed must not leak into the new one. It is emptied, not
       // removed: it is what adopts a workspace volume kept by an older Shed without server ids.
-      if (this.deps.meta.has(prepared.spec.name))
-        this.deps.meta.update(prepared.spec.name, (m) => Object.assign(m, emptyMeta()));
+      const adopting = this.deps.meta.has(prepared.spec.name);
+      if (adopting) {
+        this.deps.meta.update(prepared.spec.name, (m) => {
+          Object.assign(m, emptyMeta());
+          delete m.interrupted;
+        });
+      }
       const track = this.tracking(prepared.spec.name, {
         op: "create",
+        ...(adopting ? {} : { fresh_record: true }),
         backend: prepared.backend.name,
         created_at: prepared.spec.createdAt,
         ...(req.repo_bundle ? { bundle: req.repo_bundle } : {}),

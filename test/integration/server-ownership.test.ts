@@ -292,7 +292,8 @@ describe("upgrade: sheds made before server ids", () => {
     expect(await volumeLabels(name)).toBeDefined();
     writeRecord(a, name);
     const res = await a.api("POST", "/api/sheds", { name }, { accept: "text/event-stream" });
-    expect(res.body).toMatch(/reusing the workspace kept from an earlier shed/);
+    // Reused, and said: this server never recorded keeping it (the old version did not record that).
+    expect(res.body).toMatch(/reusing a workspace volume found on the engine/);
     expect((await inspect(name)).labels["dev.shed.server-id"]).toBe(serverId(a));
   });
 });
