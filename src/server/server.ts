@@ -1,11 +1,11 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
-import type { Server as SshServer } from "ssh2";
 import type { Backend, Ownership } from "../backends/backend.js";
 import { DockerBackend } from "../backends/docker/docker-backend.js";
+import { dockerEngine } from "../backends/docker/engine.js";
 import { readEnvFile } from "../config/env-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { loadOrCreateApiToken } from "../core/api-token.js";
@@ -18,6 +18,7 @@ import { ShedService } from "../lifecycle/shed-service.js";
 import { createApi } from "./api/app.js";
 import { AuthorizedKeys } from "./authorized-keys.js";
 import { BundleStore } from "./bundles.js";
+import { lockDataDir } from "./data-dir-lock.js";
 import { loadOrCreateHostKey } from "./host-key.js";
 import { loadOrCreateServerId } from "./server-id.js";
 import { createSshServer } from "./ssh/ssh-server.js";
@@ -29,26 +30,48 @@ export interface RunningServer {
   /** TLS (with the certificate's fingerprint) or plain HTTP, with the warning to print at start. */
   transport: ApiTransport;
   service: ShedService;
+  /** What start-up recovery did about operations a previous server was killed in, one line each. */
+  recovered: string[];
   close(): Promise<void>;
 }
 
 /** The composition root of shed-server: backends, service, HTTP API and SSH. */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  // Before anything in data_dir is read or written: one server per data_dir (data-dir-lock.ts).
+  const lock = await lockDataDir(config.dataDir);
+  try {
+    const server = await startLocked(config);
+    return {
+      ...server,
+      close: async () => {
+        await server.close();
+        await lock.release();
+      },
+    };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(config: ServerConfig): Promise<RunningServer> {
   const env = config.envFile ? readEnvFile(config.envFile) : {};
   const meta = new MetaStore(config.dataDir);
   meta.reconcile();
   // Sheds made before server ids existed are this server's when it holds their record.
   const ownership = { serverId: loadOrCreateServerId(config.dataDir), adopts: (name: string) => meta.has(name) };
   const backends = new Map<BackendName, Backend>();
-  for (const name of config.enabledBackends) backends.set(name, makeBackend(name, ownership));
+  for (const name of config.enabledBackends) backends.set(name, makeBackend(name, ownership, config));
   for (const backend of backends.values()) await backend.ping();
 
-  const bundles = new BundleStore(config.dataDir);
+  const bundles = new BundleStore(config.dataDir, { maxBytes: config.maxBundleBytes, maxAgeMs: config.bundleMaxAgeMs });
   const keys = new AuthorizedKeys(config.authorizedKeysFile);
   const hostKey = loadOrCreateHostKey(join(config.dataDir, "ssh_host_ed25519_key"));
   const token = loadOrCreateApiToken(config.dataDir);
   const transport = apiTransport(config);
   const service = new ShedService({ config, backends, meta, env, bundlePath: (id) => bundles.resolve(id) });
+  // Operations the previous server was killed in: finished, undone or marked interrupted before any request.
+  const recovered = await service.recover();
 
   let httpPort = config.httpPort;
   let sshPort = config.sshPort;
@@ -69,7 +92,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     transport.kind === "tls"
       ? createHttpsServer({ cert: transport.cert, key: transport.key }, listener)
       : createHttpServer(listener);
-  const ssh = createSshServer({ service, keys, hostKey: hostKey.private });
+  const ssh = createSshServer({
+    service,
+    keys,
+    hostKey: hostKey.private,
+    limits: { loginGraceMs: config.sshLoginGraceMs, keepaliveIntervalMs: config.sshKeepaliveIntervalMs },
+  });
 
   httpPort = await listen(http, config.httpPort, config.bind, "http_port");
   try {
@@ -83,22 +111,24 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     sshPort,
     transport,
     service,
+    recovered,
     close: async () => {
       ssh.closeConnections();
+      bundles.close();
       await Promise.all([closeServer(http), closeServer(ssh.server)]);
     },
   };
 }
 
-function makeBackend(name: BackendName, ownership: Ownership): Backend {
-  if (name === "docker") return new DockerBackend(ownership);
+function makeBackend(name: BackendName, ownership: Ownership, config: ServerConfig): Backend {
+  if (name === "docker") return new DockerBackend(ownership, dockerEngine(config.dockerSocket));
   throw new ShedError("BACKEND_NOT_ENABLED", `the ${name} backend is not available in this build`, {
     hint: "enable only docker in enabled_backends for now",
   });
 }
 
 function listen(
-  server: HttpServer | HttpsServer | SshServer,
+  server: HttpServer | HttpsServer | NetServer,
   port: number,
   host: string,
   field: string,
@@ -122,7 +152,7 @@ function listen(
   });
 }
 
-function closeServer(server: HttpServer | HttpsServer | SshServer): Promise<void> {
+function closeServer(server: HttpServer | HttpsServer | NetServer): Promise<void> {
   return new Promise((resolve) => {
     if ("closeAllConnections" in server) server.closeAllConnections();
     server.close(() => resolve());

@@ -1,18 +1,22 @@
-import ssh2, { type AuthContext, type Connection, type Server, type ServerChannel, type Session } from "ssh2";
+import type { Server as NetServer } from "node:net";
+import ssh2, { type AuthContext, type Connection, type ServerChannel, type Session } from "ssh2";
 import { toShedError } from "../../core/errors.js";
 import type { LifecycleEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import { userCommandArgv } from "../../guest/user-command.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
-import type { AuthorizedKeys } from "../authorized-keys.js";
 import { decodeArgvCommand, isArgvCommand } from "../../protocol/argv-command.js";
+import type { AuthorizedKeys } from "../authorized-keys.js";
 import { FORWARD_CONNECTED, forwardArgv } from "./forward-script.js";
+import { DEFAULT_SSH_LIMITS, type SshLimits, SshListener } from "./ssh-listener.js";
 
 export interface SshServerDeps {
   service: ShedService;
   keys: AuthorizedKeys;
   hostKey: string;
+  /** Login grace, keepalives and the cap on connections still authenticating; defaults are sshd's spirit. */
+  limits?: Partial<SshLimits>;
 }
 
 /**
@@ -22,33 +26,48 @@ export interface SshServerDeps {
  * stopped shed is started on connect.
  */
 export interface SshServer {
-  server: Server;
+  /** The TCP listener of the SSH port (it hands each connection to ssh2 under the limits). */
+  server: NetServer;
   /** Ends every open connection (multiplexed clients keep theirs open for minutes). */
   closeConnections(): void;
 }
 
 export function createSshServer(deps: SshServerDeps): SshServer {
+  const limits = { ...DEFAULT_SSH_LIMITS, ...deps.limits };
   const open = new Set<Connection>();
-  const server = new ssh2.Server({ hostKeys: [deps.hostKey] }, (client) => {
-    open.add(client);
-    // Exit status, EOF and close are small packets sent back to back: without this, Nagle's algorithm
-    // and the client's delayed ACK hold them for tens of milliseconds on every command.
-    (client as Connection & { setNoDelay(on: boolean): void }).setNoDelay(true);
-    client.on("close", () => open.delete(client));
-    let shedName = "";
-    client.on("authentication", (ctx) =>
-      authenticate(ctx, deps.keys, (name) => {
-        shedName = name;
-      }),
-    );
-    client.on("ready", () => onReady(client, shedName, deps.service));
-    client.on("error", () => {
-      // A client that vanishes mid-handshake is not the server's problem.
-    });
-  });
+  const ssh = new ssh2.Server(
+    {
+      hostKeys: [deps.hostKey],
+      // ssh2 sends keepalive@openssh.com once a client has been silent this long, and ends the
+      // connection after this many unanswered in a row (any packet from the client counts as an answer).
+      keepaliveInterval: limits.keepaliveIntervalMs,
+      keepaliveCountMax: limits.keepaliveCountMax,
+    },
+    (client, info) => {
+      open.add(client);
+      client.on("close", () => open.delete(client));
+      let shedName = "";
+      client.on("authentication", (ctx) =>
+        authenticate(ctx, deps.keys, (name) => {
+          shedName = name;
+        }),
+      );
+      client.on("ready", () => {
+        listener.authenticated(info);
+        onReady(client, shedName, deps.service);
+      });
+      client.on("error", (err: Error & { level?: string }) => {
+        // A client that vanishes mid-handshake is not the server's problem; one that stopped
+        // answering keepalives is cut off now, not after a close it will never acknowledge.
+        if (err.level === "client-timeout") listener.drop(info);
+      });
+    },
+  );
+  const listener = new SshListener(ssh, limits);
   return {
-    server,
+    server: listener.server,
     closeConnections: () => {
+      listener.dropUnauthenticated();
       for (const c of open) c.end();
     },
   };
@@ -220,7 +239,15 @@ async function pipeChannel(channel: ServerChannel, proc: ExecProcess, sendExit: 
   });
   if (proc.stdin) {
     const stdin = proc.stdin;
-    channel.on("data", (chunk: Buffer) => stdin.write(chunk));
+    // The guest reads stdin at its own pace: while its pipe is full, the channel is paused, so ssh2
+    // stops granting the client window and the client stops sending, instead of this process
+    // buffering everything the client has (a `cat big | shed exec ...` would grow it without bound).
+    channel.on("data", (chunk: Buffer) => {
+      if (!stdin.write(chunk)) {
+        channel.pause();
+        stdin.once("drain", () => channel.resume());
+      }
+    });
     channel.on("end", () => stdin.end());
   }
   const outDone = new Promise<void>((resolve) => {
