@@ -3,11 +3,11 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeRepo, median, must, run, SHED, startBenchServer } from "./harness.js";
+import { inBatches, makeRepo, median, must, rssMb, run, SHED, startBenchServer } from "./harness.js";
 
 const quick = process.argv.includes("--quick");
 const onlyArg = process.argv.indexOf("--only");
-/** `--only exec|create|hooks|stream` runs one part. */
+/** `--only exec|create|hooks|stream|fifty` runs one part. */
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined;
 const part = (name: string) => only === undefined || only === name;
 const N_EXEC = quick ? 10 : 30;
@@ -15,6 +15,8 @@ const N_CREATE = quick ? 3 : 7;
 const N_HOOKS = quick ? 2 : 5;
 const STREAM_MB = quick ? 50 : 200;
 const N_STREAM = quick ? 1 : 5;
+const N_SHEDS = 50;
+const N_LIST = quick ? 5 : 15;
 
 const results: Record<string, unknown> = { date: new Date().toISOString(), quick };
 const line = (s: string) => process.stdout.write(`${s}\n`);
@@ -176,6 +178,37 @@ try {
       `stream: ${STREAM_MB} MB hook output ${stream.shed_mb_per_s.toFixed(0)} MB/s through shed vs ${stream.docker_exec_mb_per_s.toFixed(0)} MB/s docker exec = ${stream.ratio.toFixed(2)}x (target >= 0.5x)`,
     );
     await shed(["delete", "bench-stream", "--force"]);
+  }
+  // --- 50 sheds on one server --------------------------------------------
+  if (part("fifty")) {
+    const rssIdle = rssMb(server.pid);
+    const names = Array.from({ length: N_SHEDS }, (_, i) => `bench-many-${i}`);
+    line(`fifty: creating ${N_SHEDS} sheds (no hooks), 5 at a time`);
+    try {
+      await inBatches(names, 5, (name) => shed(["create", name]));
+      // Correct before timed: every shed listed, each running.
+      const listed = JSON.parse((await shed(["--json", "list"], false)).stdout) as {
+        sheds: { name: string; status: string }[];
+      };
+      const running = new Set(listed.sheds.filter((s) => s.status === "running").map((s) => s.name));
+      const missing = names.filter((n) => !running.has(n));
+      if (missing.length > 0) throw new Error(`shed list left out or misreported ${missing.join(", ")}`);
+      const listMs: number[] = [];
+      for (let i = 0; i < N_LIST; i++) listMs.push((await shed(["list"])).ms);
+      const fifty = {
+        sheds: N_SHEDS,
+        list_ms: median(listMs),
+        server_rss_idle_mb: rssIdle,
+        server_rss_mb: rssMb(server.pid),
+        runs: N_LIST,
+      };
+      results.fifty = fifty;
+      line(
+        `fifty: shed list of ${N_SHEDS} sheds ${fmt(fifty.list_ms)}; server memory ${fifty.server_rss_mb.toFixed(0)} MB (${fifty.server_rss_idle_mb.toFixed(0)} MB before the sheds)`,
+      );
+    } finally {
+      await inBatches(names, 5, (name) => run([SHED, "delete", name, "--force"], { env, quiet: true }));
+    }
   }
 } finally {
   server.stop();

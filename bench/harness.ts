@@ -52,7 +52,7 @@ export function median(xs: number[]): number {
 }
 
 /** A shed-server from dist/ on free ports, and a CLI config pointing at it. */
-export async function startBenchServer(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; dir: string }> {
+export async function startBenchServer(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; dir: string; pid: number }> {
   const dir = mkdtempSync(join(tmpdir(), "shed-bench-"));
   writeFileSync(
     join(dir, "server.yaml"),
@@ -76,7 +76,7 @@ export async function startBenchServer(): Promise<{ env: NodeJS.ProcessEnv; stop
   await must([SHED, "server", "add", "127.0.0.1", "--port", String(ready.http_port), "--name", "bench"], {
     env: { ...env, SHED_TOKEN: token },
   });
-  return { env, dir, stop: () => server.kill("SIGTERM") };
+  return { env, dir, pid: server.pid as number, stop: () => server.kill("SIGTERM") };
 }
 
 export function makeRepo(dir: string, files: Record<string, string>): string {
@@ -87,4 +87,16 @@ export function makeRepo(dir: string, files: Record<string, string>): string {
     if (path.endsWith(".sh")) chmodSync(full, 0o755);
   }
   return dir;
+}
+
+/** A process's resident memory in MiB (Linux /proc). */
+export function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m?.[1]) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+/** Runs fn over items, at most `width` at a time. */
+export async function inBatches<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(fn));
 }

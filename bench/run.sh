@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (not part of the test suite): exec and create against their Docker
-# floors, hook overhead, and hook log streaming. Prints medians and ratios and
+# floors, hook overhead, hook log streaming, and `shed list` and server memory
+# with 50 sheds on one server. Prints medians and ratios and
 # writes bench/results.json. Usage: npm run bench [-- --quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
