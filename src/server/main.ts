@@ -16,6 +16,7 @@ program
       const config = loadServerConfig(opts.config);
       const server = await startServer(config);
       const { transport } = server;
+      for (const line of server.recovered) process.stderr.write(`shed-server: recovery: ${line}\n`);
       if (transport.kind === "http" && transport.warning)
         process.stderr.write(`shed-server: WARNING: ${transport.warning}\n`);
       if (transport.kind === "tls") {
