@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import type { Backend, CreateSpec } from "../backends/backend.js";
+import type { Backend } from "../backends/backend.js";
 import type { HookName } from "../config/provision-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { CreateShedRequest } from "../core/api-types.js";
@@ -7,16 +7,11 @@ import { tryParseDuration } from "../core/duration.js";
 import { ShedError, toShedError } from "../core/errors.js";
 import type { LifecycleSink } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
-import { redactUrl } from "../core/redact.js";
-import { repoRemote } from "../core/repo-url.js";
 import { type BackendName, type Shed, shedBaseEnv } from "../core/types.js";
-import type { RepoSource } from "../guest/clone.js";
-import { planCredentials } from "../guest/credentials.js";
 import type { GuestExec } from "../guest/exec.js";
-import { CREATE_STEPS, type CreateContext } from "./create-steps.js";
+import { prepareCreate } from "./create-request.js";
+import { CREATE_STEPS } from "./create-steps.js";
 import { type DeleteContext, REMOVE_STEP } from "./delete-steps.js";
-import { checkLocalDir } from "./local-dir-policy.js";
-import { plannedShedUid } from "./local-dir-step.js";
 import { emptyMeta, type MetaStore, type OperationRecord, type ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
@@ -57,7 +52,9 @@ export class ShedService {
   }
 
   async create(req: CreateShedRequest, emit: LifecycleSink): Promise<Shed> {
-    const prepared = this.prepareCreate(req);
+    const prepared = prepareCreate(req, this.deps, (backend, name, noProvision) =>
+      this.provisionState(backend, name, noProvision),
+    );
     return this.locks.run(prepared.spec.name, async () => {
       const existing = await this.find(prepared.spec.name);
       if (existing?.shed.owner === "unowned") throw notOwned(existing.shed);
@@ -328,80 +325,6 @@ export class ShedService {
       delete m.operation;
     });
     return undefined;
-  }
-
-  private prepareCreate(req: CreateShedRequest): CreateContext {
-    const name = validateShedName(req.name);
-    const backendName = req.backend ?? this.deps.config.defaultBackend;
-    const backend = this.deps.backends.get(backendName);
-    if (!backend) {
-      throw new ShedError(
-        "BACKEND_NOT_ENABLED",
-        `backend ${JSON.stringify(backendName)} is not enabled on this server`,
-        {
-          hint: `enabled: ${[...this.deps.backends.keys()].join(", ")} (server config: enabled_backends)`,
-        },
-      );
-    }
-    if ((req.repo || req.repo_bundle) && req.local_dir) {
-      throw new ShedError("INVALID_REQUEST", "--repo and --local-dir cannot be used together", {
-        hint: "--local-dir mounts an existing checkout as the workspace; --repo clones one into a fresh workspace",
-      });
-    }
-    if (req.repo && req.repo_bundle) {
-      throw new ShedError("INVALID_REQUEST", "give either repo or repo_bundle, not both");
-    }
-    // Checked here, before anything is made, for every backend; the real path is what gets mounted.
-    const localDir = req.local_dir ? checkLocalDir(req.local_dir, this.deps.config) : undefined;
-    if (localDir) {
-      if (!backend.capabilities.localDir) {
-        throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${backendName} backend`, {
-          hint: "use --repo instead, or the docker backend",
-        });
-      }
-    }
-    // Credentials leave the URL here (given in it or as repo_credentials): git gets them from a store, never argv.
-    if (req.repo_credentials && !req.repo && !req.repo_origin) {
-      throw new ShedError("INVALID_REQUEST", "repo_credentials were given without a repository URL to use them for", {
-        hint: "give repo (or repo_origin with repo_bundle) too",
-      });
-    }
-    let repo: RepoSource | undefined;
-    if (req.repo) repo = { kind: "url", ...repoRemote(req.repo, req.repo_credentials) };
-    if (req.repo_bundle) {
-      const file = this.deps.bundlePath(req.repo_bundle);
-      if (!file) {
-        throw new ShedError("INVALID_REQUEST", `repo_bundle ${req.repo_bundle} is not an upload on this server`, {
-          hint: "upload the bundle with PUT /api/bundles first (the CLI does this for a local --repo path)",
-        });
-      }
-      repo = {
-        kind: "bundle",
-        file,
-        label: req.repo_label ?? "local repository",
-        ...(req.repo_origin ? { origin: repoRemote(req.repo_origin, req.repo_credentials) } : {}),
-      };
-    }
-    // Direct bind mount when the source is owned by user shed's uid-to-be, else a staged copy (src/guest/credentials.ts).
-    const { present, missing } = planCredentials(this.deps.config.credentials, plannedShedUid(localDir));
-    const spec: CreateSpec = {
-      name,
-      image: req.image ?? this.deps.config.defaultImage,
-      credentials: present,
-      env: this.deps.env,
-      createdAt: new Date().toISOString(),
-      ...(localDir ? { localDir: localDir.path } : {}),
-      ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
-      ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
-    };
-    return {
-      backend,
-      spec,
-      repo,
-      missingCredentials: missing,
-      ...(localDir ? { localDir } : {}),
-      prov: this.provisionState(backend, name, req.no_provision === true),
-    };
   }
 
   private async find(name: string): Promise<{ shed: Shed; backend: Backend } | undefined> {

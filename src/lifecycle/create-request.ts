@@ -1,0 +1,92 @@
+import type { Backend, CreateSpec } from "../backends/backend.js";
+import type { CreateShedRequest } from "../core/api-types.js";
+import { ShedError } from "../core/errors.js";
+import { validateShedName } from "../core/names.js";
+import { redactUrl } from "../core/redact.js";
+import { repoRemote } from "../core/repo-url.js";
+import type { RepoSource } from "../guest/clone.js";
+import { planCredentials } from "../guest/credentials.js";
+import type { CreateContext } from "./create-steps.js";
+import { checkLocalDir } from "./local-dir-policy.js";
+import { plannedShedUid } from "./local-dir-step.js";
+import type { ProvisionState } from "./provision-steps.js";
+import type { ServiceDeps } from "./shed-service.js";
+
+/**
+ * A create request checked and turned into what the create steps need, before
+ * anything is made: the backend, the local dir (checked, resolved), where the
+ * code comes from (credentials out of the URL), and the credentials' plan.
+ */
+export function prepareCreate(
+  req: CreateShedRequest,
+  deps: Pick<ServiceDeps, "config" | "backends" | "env" | "bundlePath">,
+  provisionState: (backend: Backend, name: string, noProvision: boolean) => ProvisionState,
+): CreateContext {
+  const name = validateShedName(req.name);
+  const backendName = req.backend ?? deps.config.defaultBackend;
+  const backend = deps.backends.get(backendName);
+  if (!backend) {
+    throw new ShedError("BACKEND_NOT_ENABLED", `backend ${JSON.stringify(backendName)} is not enabled on this server`, {
+      hint: `enabled: ${[...deps.backends.keys()].join(", ")} (server config: enabled_backends)`,
+    });
+  }
+  if ((req.repo || req.repo_bundle) && req.local_dir) {
+    throw new ShedError("INVALID_REQUEST", "--repo and --local-dir cannot be used together", {
+      hint: "--local-dir mounts an existing checkout as the workspace; --repo clones one into a fresh workspace",
+    });
+  }
+  if (req.repo && req.repo_bundle) {
+    throw new ShedError("INVALID_REQUEST", "give either repo or repo_bundle, not both");
+  }
+  // Checked here, before anything is made, for every backend; the real path is what gets mounted.
+  const localDir = req.local_dir ? checkLocalDir(req.local_dir, deps.config) : undefined;
+  if (localDir) {
+    if (!backend.capabilities.localDir) {
+      throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${backendName} backend`, {
+        hint: "use --repo instead, or the docker backend",
+      });
+    }
+  }
+  // Credentials leave the URL here (given in it or as repo_credentials): git gets them from a store, never argv.
+  if (req.repo_credentials && !req.repo && !req.repo_origin) {
+    throw new ShedError("INVALID_REQUEST", "repo_credentials were given without a repository URL to use them for", {
+      hint: "give repo (or repo_origin with repo_bundle) too",
+    });
+  }
+  let repo: RepoSource | undefined;
+  if (req.repo) repo = { kind: "url", ...repoRemote(req.repo, req.repo_credentials) };
+  if (req.repo_bundle) {
+    const file = deps.bundlePath(req.repo_bundle);
+    if (!file) {
+      throw new ShedError("INVALID_REQUEST", `repo_bundle ${req.repo_bundle} is not an upload on this server`, {
+        hint: "upload the bundle with PUT /api/bundles first (the CLI does this for a local --repo path)",
+      });
+    }
+    repo = {
+      kind: "bundle",
+      file,
+      label: req.repo_label ?? "local repository",
+      ...(req.repo_origin ? { origin: repoRemote(req.repo_origin, req.repo_credentials) } : {}),
+    };
+  }
+  // Direct bind mount when the source is owned by user shed's uid-to-be, else a staged copy (src/guest/credentials.ts).
+  const { present, missing } = planCredentials(deps.config.credentials, plannedShedUid(localDir));
+  const spec: CreateSpec = {
+    name,
+    image: req.image ?? deps.config.defaultImage,
+    credentials: present,
+    env: deps.env,
+    createdAt: new Date().toISOString(),
+    ...(localDir ? { localDir: localDir.path } : {}),
+    ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
+    ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
+  };
+  return {
+    backend,
+    spec,
+    repo,
+    missingCredentials: missing,
+    ...(localDir ? { localDir } : {}),
+    prov: provisionState(backend, name, req.no_provision === true),
+  };
+}
