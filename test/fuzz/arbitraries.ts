@@ -260,13 +260,25 @@ export function longStrings(value: unknown, max = 120, out: string[] = [], depth
 }
 
 /**
- * True when `message` carries more than ~`limit` consecutive characters of `value`, raw or
- * JSON-escaped (how quote() and JSON.stringify show it). Checked at windows every 20 characters.
+ * True when `message` carries more than ~`limit` consecutive characters of `value`, as they are or
+ * JSON-escaped (how quote() and JSON.stringify show them). Windows of the message (every 10 characters)
+ * are looked up in the value, so a megabyte value costs a few native searches, not a scan per window.
  */
 export function echoes(message: string, value: string, limit = 110): boolean {
-  for (let i = 0; i + limit <= value.length; i += 20) {
-    const window = value.slice(i, i + limit);
-    if (message.includes(window) || message.includes(JSON.stringify(window).slice(1, -1))) return true;
+  if (value.length < limit) return false;
+  for (const text of [message, unescapeJson(message)]) {
+    for (let i = 0; i + limit <= text.length; i += 10) {
+      if (value.includes(text.slice(i, i + limit))) return true;
+    }
   }
   return false;
+}
+
+const ESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t", b: "\b", f: "\f" };
+
+/** JSON string escapes decoded (\n, \", \u0000...), wherever they are in a message. */
+function unescapeJson(text: string): string {
+  return text.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (_, e: string) =>
+    e.length === 5 ? String.fromCharCode(Number.parseInt(e.slice(1), 16)) : (ESCAPES[e] ?? e),
+  );
 }

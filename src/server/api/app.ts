@@ -34,7 +34,7 @@ export function createApi(deps: ApiDeps): Hono {
   app.use("*", versionGuard(deps.info().name));
   app.use("*", requestGuard(deps.token));
   app.notFound((c) =>
-    errorResponse(c, new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)),
+    errorResponse(c, new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${routePath(c.req.url)}`)),
   );
 
   app.get("/api/info", (c) => c.json(deps.info()));
@@ -120,6 +120,12 @@ export function createApi(deps: ApiDeps): Hono {
   return app;
 }
 
+/** The path of a request that matched no route: it is the client's input, so a long one is quoted and cut. */
+function routePath(url: string): string {
+  const path = new URL(url).pathname;
+  return path.length <= 100 ? path : quote(path);
+}
+
 async function readJson(req: Request): Promise<unknown> {
   return parseJson(await req.text());
 }
@@ -134,14 +140,25 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** Problems (and unknown fields) spelled out in one error; the rest are counted, so the message stays short. */
+const SHOWN = 5;
+
 function invalidBody(
   issues: readonly { path: readonly PropertyKey[]; message: string; code: string; keys?: string[] }[],
 ): ShedError {
-  const parts = issues.map((i) => {
+  const parts = issues.slice(0, SHOWN).map((i) => {
     const path = i.path.map(String).join(".");
-    if (i.code === "unrecognized_keys" && i.keys)
-      return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
+    if (i.code === "unrecognized_keys" && i.keys) {
+      const more = i.keys.length > SHOWN ? ` and ${i.keys.length - SHOWN} more` : "";
+      return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.slice(0, SHOWN).map(fieldName).join(", ")}${more}`;
+    }
     return `${path || "body"}: ${i.message}`;
   });
+  if (issues.length > SHOWN) parts.push(`${issues.length - SHOWN} more problems`);
   return new ShedError("INVALID_REQUEST", `invalid request body: ${parts.join("; ")}`);
+}
+
+/** A field name the client sent: as it is when it looks like one, else quoted and cut (it is arbitrary input). */
+function fieldName(key: string): string {
+  return /^[A-Za-z0-9_.-]{1,40}$/.test(key) ? key : quote(key, 40);
 }

@@ -26,31 +26,47 @@ export const MAX_JSON_BODY = 1024 * 1024;
 export function requestGuard(token: string): MiddlewareHandler {
   const expected = Buffer.from(token);
   return async (c, next) => {
+    // A refusal here leaves the body unread and the server drops the connection after answering: the answer
+    // says so, or a keep-alive client sends its next request down that dead socket ("socket hang up").
+    const refuse = (err: ShedError): never => {
+      if (hasBody(c.req.raw)) c.header("Connection", "close");
+      throw err;
+    };
     if (c.req.header("origin") !== undefined) {
-      throw new ShedError("ORIGIN_REFUSED", "requests from web pages are refused (the request has an Origin header)", {
-        hint: "use the shed CLI, or a client that sends no Origin header",
-      });
+      refuse(
+        new ShedError("ORIGIN_REFUSED", "requests from web pages are refused (the request has an Origin header)", {
+          hint: "use the shed CLI, or a client that sends no Origin header",
+        }),
+      );
     }
     const path = new URL(c.req.url).pathname;
     if (!(c.req.method === PUBLIC.method && path === PUBLIC.path)) {
       if (!bearerMatches(c.req.header("authorization"), expected)) {
         c.header("WWW-Authenticate", 'Bearer realm="shed-server"');
-        throw new ShedError("UNAUTHORIZED", "this request needs the server's API token", {
-          hint: "on the server, `shed-server token` prints it; give it to `shed server add HOST --token-file -` (or $SHED_TOKEN)",
-        });
+        refuse(
+          new ShedError("UNAUTHORIZED", "this request needs the server's API token", {
+            hint: "on the server, `shed-server token` prints it; give it to `shed server add HOST --token-file -` (or $SHED_TOKEN)",
+          }),
+        );
       }
     }
     if (hasBody(c.req.raw)) {
       const want = OCTET_STREAM_ROUTES.has(path) ? "application/octet-stream" : "application/json";
       const got = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
       if (got !== want) {
-        throw new ShedError(
-          "UNSUPPORTED_MEDIA_TYPE",
-          `${c.req.method} ${path} takes ${want}, not ${got === "" ? "a body without Content-Type" : quote(got)}`,
-          { hint: `send the body with Content-Type: ${want}` },
+        refuse(
+          new ShedError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            `${c.req.method} ${shownPath(path)} takes ${want}, not ${got === "" ? "a body without Content-Type" : quote(got)}`,
+            { hint: `send the body with Content-Type: ${want}` },
+          ),
         );
       }
-      if (want === "application/json") return jsonLimit(c, next);
+      if (want === "application/json") await jsonLimit(c, next);
+      else await next();
+      // Answered without reading the body (DELETE, a route that does not exist): as in refuse().
+      if (!c.req.raw.bodyUsed) c.header("Connection", "close");
+      return;
     }
     await next();
   };
@@ -59,12 +75,19 @@ export function requestGuard(token: string): MiddlewareHandler {
 /** Counts chunked bodies as they arrive; a Content-Length over the limit is refused unread. */
 const jsonLimit = bodyLimit({
   maxSize: MAX_JSON_BODY,
-  onError: () => {
+  onError: (c) => {
+    // The rest of the body is never read and the connection is dropped after this answer (as in refuse() above).
+    c.header("Connection", "close");
     throw new ShedError("PAYLOAD_TOO_LARGE", `a JSON request body is at most ${MAX_JSON_BODY} bytes (1 MiB)`, {
       hint: "API requests carry names and options; a repository goes through PUT /api/bundles",
     });
   },
 });
+
+/** A request's path in a message: as it is, or quoted and cut when it is long (it is the client's input). */
+function shownPath(path: string): string {
+  return path.length <= 100 ? path : quote(path);
+}
 
 function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   const m = /^Bearer ([^\s]+)$/i.exec(header ?? "");
