@@ -31,7 +31,12 @@ export const clientConfigSchema = z
     default_server: z.string().optional(),
     servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/), serverEntrySchema).default({}),
   })
-  .strict();
+  .strict()
+  // Checked in the schema, so the problem is placed at file:line:col; own keys only ("constructor" is no server).
+  .refine((c) => !c.default_server || Object.hasOwn(c.servers, c.default_server), {
+    message: "is not one of servers (`shed server set-default NAME` picks one of `shed server list`)",
+    path: ["default_server"],
+  });
 
 export type ServerEntry = z.infer<typeof serverEntrySchema>;
 export type ClientConfigData = z.infer<typeof clientConfigSchema>;
@@ -55,17 +60,7 @@ export class ClientConfig {
 
   static load(file: string): ClientConfig {
     const data = loadYamlFile(file, clientConfigSchema, { missingOk: true, what: "client config" });
-    const cfg = new ClientConfig(file, data);
-    if (data.default_server && !data.servers[data.default_server]) {
-      throw new ShedError(
-        "INVALID_CONFIG",
-        `${file}: default_server ${JSON.stringify(data.default_server)} is not in servers`,
-        {
-          hint: "run `shed server set-default NAME` with one of `shed server list`",
-        },
-      );
-    }
-    return cfg;
+    return new ClientConfig(file, data);
   }
 
   get keyFile(): string {
@@ -84,7 +79,7 @@ export class ClientConfig {
     const wanted = name ?? (process.env.SHED_SERVER || undefined) ?? this.data.default_server;
     const names = Object.keys(this.data.servers);
     if (wanted) {
-      const entry = this.data.servers[wanted];
+      const entry = Object.hasOwn(this.data.servers, wanted) ? this.data.servers[wanted] : undefined;
       if (!entry) {
         throw new ShedError("SERVER_NOT_FOUND", `no server named ${JSON.stringify(wanted)} in ${this.file}`, {
           hint: names.length ? `known servers: ${names.join(", ")}` : "add one with `shed server add HOST`",

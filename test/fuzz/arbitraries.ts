@@ -18,15 +18,18 @@ function runsFromEnv(): number {
 }
 
 /**
- * fast-check's parameters for every property here. A failure prints the seed and the
- * shrunk counterexample; SHED_FUZZ_SEED=<seed> replays that run.
+ * fast-check's parameters for every property here. A failure prints the seed, the path and the
+ * shrunk counterexample; SHED_FUZZ_SEED=<seed> replays that run, and with SHED_FUZZ_PATH=<path>
+ * only the failing case (run the one test with -t).
  */
 export function fuzzParams<T>(examples: T[] = []): fc.Parameters<T> {
   const seed = process.env.SHED_FUZZ_SEED;
+  const path = process.env.SHED_FUZZ_PATH;
   return {
     numRuns: FUZZ_RUNS,
     examples,
     ...(seed ? { seed: Number(seed) } : {}),
+    ...(seed && path ? { path, endOnFailure: true } : {}),
   };
 }
 

@@ -15,8 +15,7 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { clientConfigSchema } from "../../src/cli/client-config.js";
-import { loadYamlFile } from "../../src/config/load-yaml-file.js";
+import { ClientConfig } from "../../src/cli/client-config.js";
 import { describeProblems, HOOK_NAMES, parseProvision } from "../../src/config/provision-file.js";
 import { loadServerConfig } from "../../src/config/server-config.js";
 import { loadSyncFile } from "../../src/config/sync-file.js";
@@ -95,6 +94,9 @@ const REGRESSIONS: [string][] = [
   [`servers: ${"a".repeat(130)}\n`],
   // yaml's syntax message quotes the offending source, up to the rest of the file.
   [`\n\n  " ": null\n- false\n$${" ".repeat(200)}\n\n    /abs\n`],
+  // default_server and --server were looked up with servers[name]: "constructor" found Object's constructor
+  // as a server entry (now own keys only, and the default_server problem is placed at file:line:col).
+  ["default_server: constructor\n"],
   // An unknown key's path (the key itself) was echoed whole in the formatted problem.
   [`? \n ${"a".repeat(130)}`],
 ];
@@ -160,10 +162,10 @@ const nearServer = fc.record(
 
 const nearClient = fc.record(
   {
-    default_server: maybe(fc.constantFrom("local", "x")),
+    default_server: maybe(fc.constantFrom("local", "x", "constructor", "__proto__", "toString")),
     servers: maybe(
       fc.dictionary(
-        fc.oneof(fc.constantFrom("local", "x", "-bad"), fc.string()),
+        fc.oneof(fc.constantFrom("local", "x", "-bad", "constructor"), fc.string()),
         maybe(
           fc.record(
             {
@@ -263,8 +265,17 @@ describe("fuzzing the config parsers", () => {
       fc.property(configText(nearClient), (text) => {
         const file = writeConfig("config.yaml", text);
         try {
-          const data = timed(text, () => loadYamlFile(file, clientConfigSchema, { what: "client config" }));
-          expect(typeof data.servers).toBe("object");
+          const cfg = timed(text, () => ClientConfig.load(file));
+          // What the CLI does next with it: pick the server a command talks to.
+          for (const name of [undefined, "local", "constructor", "toString"]) {
+            try {
+              const picked = cfg.pick(name);
+              if (picked) expect(typeof picked.entry.host, `picked ${picked.name}`).toBe("string");
+            } catch (err) {
+              if (!(err instanceof ShedError)) throw err;
+              expect(err.code).toBe("SERVER_NOT_FOUND");
+            }
+          }
         } catch (err) {
           checkConfigError(err, file, text);
         }
