@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { ShedError } from "../core/errors.js";
+import { quote } from "../core/quote.js";
 import { loadYamlFile } from "./load-yaml-file.js";
 
 /**
@@ -81,11 +82,17 @@ export const syncFileSchema = z
         ctx.addIssue({
           code: "custom",
           path: ["profiles", profile, "features", i],
-          message: `unknown feature ${JSON.stringify(f)}${known.length ? ` (features: ${known.join(", ")})` : ""}`,
+          message: `unknown feature ${quote(f)}${known.length ? ` (features: ${listed(known)})` : ""}`,
         });
       });
     }
   });
+
+/** Names from the file in a message: the first few, each cut, and a count of the rest. */
+function listed(names: string[], shown = 5): string {
+  const list = names.slice(0, shown).map((n) => (n.length <= 40 ? n : quote(n, 40)));
+  return `${list.join(", ")}${names.length > shown ? ` and ${names.length - shown} more` : ""}`;
+}
 
 export type SyncFileData = z.output<typeof syncFileSchema>;
 export type SyncFeature = SyncFileData["features"][string];
@@ -137,9 +144,9 @@ export function selectFeatures(
 
 function unknownName(kind: "profile" | "feature", value: string, known: string[], sync: SyncFile): ShedError {
   const where = sync.exists ? `in ${sync.file}` : `(there is no ${sync.file})`;
-  return new ShedError("INVALID_REQUEST", `no sync ${kind} named ${JSON.stringify(value)} ${where}`, {
+  return new ShedError("INVALID_REQUEST", `no sync ${kind} named ${quote(value)} ${where}`, {
     hint: known.length
-      ? `${kind}s: ${known.join(", ")}`
+      ? `${kind}s: ${listed(known)}`
       : `define ${kind === "profile" ? "profiles.NAME.features" : "features.NAME.paths"} in ${sync.file}`,
   });
 }

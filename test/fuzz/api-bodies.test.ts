@@ -162,7 +162,7 @@ function bodies(nearValid: fc.Arbitrary<unknown>): fc.Arbitrary<Omit<Sent, "meth
     {
       weight: 1,
       arbitrary: fc
-        .integer({ min: 50, max: 20_000 })
+        .integer({ min: 50, max: 2_000 })
         .map((n) =>
           jsonBodyOf({ name: EXISTING, ...Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i])) }),
         ),
@@ -187,7 +187,7 @@ function bodies(nearValid: fc.Arbitrary<unknown>): fc.Arbitrary<Omit<Sent, "meth
     {
       weight: 1,
       arbitrary: fc
-        .tuple(fc.integer({ min: 1_000, max: 200_000 }), fc.boolean())
+        .tuple(fc.integer({ min: 1_000, max: 50_000 }), fc.boolean())
         .map(([n, wrapped]) =>
           textBody(wrapped ? `{"name":${"[".repeat(n)}${"]".repeat(n)}}` : `${"[".repeat(n)}${"]".repeat(n)}`),
         ),
@@ -195,10 +195,7 @@ function bodies(nearValid: fc.Arbitrary<unknown>): fc.Arbitrary<Omit<Sent, "meth
     {
       weight: 1,
       arbitrary: fc
-        .tuple(
-          fc.constantFrom(MAX_JSON_BODY - 100, MAX_JSON_BODY + 1, 3 * MAX_JSON_BODY),
-          fc.constantFrom("name", "x", "image"),
-        )
+        .tuple(fc.constantFrom(MAX_JSON_BODY - 100, MAX_JSON_BODY + 1), fc.constantFrom("name", "x", "image"))
         .map(([size, field]) => jsonBodyOf(withoutNewName({ name: EXISTING, [field]: "n".repeat(size) }))),
     },
   );
@@ -290,7 +287,7 @@ const LONG_NAME = "a".repeat(300);
 /** Requests that found bugs, replayed first in every run (fast-check's `examples`). */
 const REGRESSIONS = {
   create: [
-    // Every unknown field was listed: 20,000 of them made a 200 KB error message.
+    // Every unknown field was listed: 2,000 of them made a 20 KB error message.
     [
       jsonRequest("/api/sheds", {
         name: EXISTING,

@@ -97,6 +97,8 @@ const REGRESSIONS: [string][] = [
   // default_server and --server were looked up with servers[name]: "constructor" found Object's constructor
   // as a server entry (now own keys only, and the default_server problem is placed at file:line:col).
   ["default_server: constructor\n"],
+  // sync.yaml: a profile's unknown feature was echoed whole, and every feature name listed.
+  [`profiles:\n  git:\n    features:\n      - git${" ".repeat(120)}$\n`],
   // An unknown key's path (the key itself) was echoed whole in the formatted problem.
   [`? \n ${"a".repeat(130)}`],
 ];
