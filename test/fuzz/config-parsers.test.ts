@@ -2,8 +2,9 @@
  * Fuzzing the four YAML files Shed reads (provision.yaml, the server config, the client
  * config, sync.yaml) through their real parsers.
  *
- * Budget: about 60 s on the 2-core CI machine for 4 × 10,000 cases (SHED_FUZZ_RUNS raises
- * the count for longer local runs; SHED_FUZZ_SEED replays a failure's seed).
+ * Budget: about 60 s for 4 × 10,000 cases (measured 60 s on the 2-core machine while other
+ * tests ran; ~1.5 ms a case, mostly YAML parsing). SHED_FUZZ_RUNS raises the count for longer
+ * local runs; SHED_FUZZ_SEED (and SHED_FUZZ_PATH) replay a failure fast-check printed.
  *
  * Properties: a parser never throws anything but its documented result (provision.yaml:
  * problems, never an exception; the others: a ShedError INVALID_CONFIG listing problems),
@@ -22,7 +23,7 @@ import { loadSyncFile } from "../../src/config/sync-file.js";
 import type { ConfigProblem } from "../../src/config/yaml-source.js";
 import { ShedError } from "../../src/core/errors.js";
 import { removeAtEnd } from "../helpers/cli.js";
-import { anyString, configText, echoes, fuzzParams, maybe } from "./arbitraries.js";
+import { anyString, configText, echoes, FUZZ_RUNS, fuzzParams, maybe } from "./arbitraries.js";
 
 const dir = removeAtEnd(mkdtempSync(join(tmpdir(), "shed-fuzz-config-")));
 
@@ -223,83 +224,102 @@ const nearSync = fc.record(
   { requiredKeys: [] },
 );
 
+/** Room for the run's count on a loaded machine (~1.5 ms a case). */
+const TIMEOUT = 60_000 + FUZZ_RUNS * 10;
+
 describe("fuzzing the config parsers", () => {
-  it("provision.yaml: never throws; every problem is placed; what is kept is safe", () => {
-    fc.assert(
-      fc.property(configText(nearProvision), (text) => {
-        const { config, problems } = timed(text, () => parseProvision(text, "provision.yaml"));
-        for (const p of problems) checkProblem(p, "provision.yaml", text);
-        for (const line of describeProblems(problems)) expect(echoes(line, text), line.slice(0, 300)).toBe(false);
-        for (const [hook, path] of Object.entries(config.hooks)) {
-          expect(HOOK_NAMES).toContain(hook);
-          const normal = posix.normalize(path);
-          expect(path.startsWith("/") || normal === ".." || normal.startsWith("../"), path).toBe(false);
-        }
-        for (const [k, v] of Object.entries(config.env)) {
-          expect(k).toMatch(/^[A-Za-z_][A-Za-z0-9_]*$/);
-          expect(typeof v).toBe("string");
-        }
-        expect(Number.isFinite(config.timeoutMs) && config.timeoutMs >= 0).toBe(true);
-      }),
-      fuzzParams<[string]>(REGRESSIONS),
-    );
-  });
+  it(
+    "provision.yaml: never throws; every problem is placed; what is kept is safe",
+    () => {
+      fc.assert(
+        fc.property(configText(nearProvision), (text) => {
+          const { config, problems } = timed(text, () => parseProvision(text, "provision.yaml"));
+          for (const p of problems) checkProblem(p, "provision.yaml", text);
+          for (const line of describeProblems(problems)) expect(echoes(line, text), line.slice(0, 300)).toBe(false);
+          for (const [hook, path] of Object.entries(config.hooks)) {
+            expect(HOOK_NAMES).toContain(hook);
+            const normal = posix.normalize(path);
+            expect(path.startsWith("/") || normal === ".." || normal.startsWith("../"), path).toBe(false);
+          }
+          for (const [k, v] of Object.entries(config.env)) {
+            expect(k).toMatch(/^[A-Za-z_][A-Za-z0-9_]*$/);
+            expect(typeof v).toBe("string");
+          }
+          expect(Number.isFinite(config.timeoutMs) && config.timeoutMs >= 0).toBe(true);
+        }),
+        fuzzParams<[string]>(REGRESSIONS),
+      );
+    },
+    TIMEOUT,
+  );
 
-  it("server config: loads, or fails with INVALID_CONFIG placing each problem", () => {
-    fc.assert(
-      fc.property(configText(nearServer), (text) => {
-        const file = writeConfig("server.yaml", text);
-        try {
-          const cfg = timed(text, () => loadServerConfig(file));
-          expect(cfg.enabledBackends).toContain(cfg.defaultBackend);
-          expect(cfg.httpPort >= 0 && cfg.httpPort <= 65535).toBe(true);
-          expect(cfg.dataDir.startsWith("/")).toBe(true);
-        } catch (err) {
-          checkConfigError(err, file, text);
-        }
-      }),
-      fuzzParams<[string]>(REGRESSIONS),
-    );
-  });
+  it(
+    "server config: loads, or fails with INVALID_CONFIG placing each problem",
+    () => {
+      fc.assert(
+        fc.property(configText(nearServer), (text) => {
+          const file = writeConfig("server.yaml", text);
+          try {
+            const cfg = timed(text, () => loadServerConfig(file));
+            expect(cfg.enabledBackends).toContain(cfg.defaultBackend);
+            expect(cfg.httpPort >= 0 && cfg.httpPort <= 65535).toBe(true);
+            expect(cfg.dataDir.startsWith("/")).toBe(true);
+          } catch (err) {
+            checkConfigError(err, file, text);
+          }
+        }),
+        fuzzParams<[string]>(REGRESSIONS),
+      );
+    },
+    TIMEOUT,
+  );
 
-  it("client config: loads, or fails with INVALID_CONFIG placing each problem", () => {
-    fc.assert(
-      fc.property(configText(nearClient), (text) => {
-        const file = writeConfig("config.yaml", text);
-        try {
-          const cfg = timed(text, () => ClientConfig.load(file));
-          // What the CLI does next with it: pick the server a command talks to.
-          for (const name of [undefined, "local", "constructor", "toString"]) {
-            try {
-              const picked = cfg.pick(name);
-              if (picked) expect(typeof picked.entry.host, `picked ${picked.name}`).toBe("string");
-            } catch (err) {
-              if (!(err instanceof ShedError)) throw err;
-              expect(err.code).toBe("SERVER_NOT_FOUND");
+  it(
+    "client config: loads, or fails with INVALID_CONFIG placing each problem",
+    () => {
+      fc.assert(
+        fc.property(configText(nearClient), (text) => {
+          const file = writeConfig("config.yaml", text);
+          try {
+            const cfg = timed(text, () => ClientConfig.load(file));
+            // What the CLI does next with it: pick the server a command talks to.
+            for (const name of [undefined, "local", "constructor", "toString"]) {
+              try {
+                const picked = cfg.pick(name);
+                if (picked) expect(typeof picked.entry.host, `picked ${picked.name}`).toBe("string");
+              } catch (err) {
+                if (!(err instanceof ShedError)) throw err;
+                expect(err.code).toBe("SERVER_NOT_FOUND");
+              }
             }
+          } catch (err) {
+            checkConfigError(err, file, text);
           }
-        } catch (err) {
-          checkConfigError(err, file, text);
-        }
-      }),
-      fuzzParams<[string]>(REGRESSIONS),
-    );
-  });
+        }),
+        fuzzParams<[string]>(REGRESSIONS),
+      );
+    },
+    TIMEOUT,
+  );
 
-  it("sync.yaml: loads, or fails with INVALID_CONFIG placing each problem", () => {
-    fc.assert(
-      fc.property(configText(nearSync), (text) => {
-        const file = writeConfig("sync.yaml", text);
-        try {
-          const sync = timed(text, () => loadSyncFile(file));
-          for (const p of Object.values(sync.data.profiles)) {
-            for (const f of p.features) expect(Object.hasOwn(sync.data.features, f)).toBe(true);
+  it(
+    "sync.yaml: loads, or fails with INVALID_CONFIG placing each problem",
+    () => {
+      fc.assert(
+        fc.property(configText(nearSync), (text) => {
+          const file = writeConfig("sync.yaml", text);
+          try {
+            const sync = timed(text, () => loadSyncFile(file));
+            for (const p of Object.values(sync.data.profiles)) {
+              for (const f of p.features) expect(Object.hasOwn(sync.data.features, f)).toBe(true);
+            }
+          } catch (err) {
+            checkConfigError(err, file, text);
           }
-        } catch (err) {
-          checkConfigError(err, file, text);
-        }
-      }),
-      fuzzParams<[string]>(REGRESSIONS),
-    );
-  });
+        }),
+        fuzzParams<[string]>(REGRESSIONS),
+      );
+    },
+    TIMEOUT,
+  );
 });
