@@ -1,4 +1,5 @@
 import { ShedError } from "./errors.js";
+import { quote } from "./quote.js";
 import { redactUrl } from "./redact.js";
 
 /**
@@ -27,6 +28,12 @@ const URL_RE = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([\s\S]*)$/i;
 /** Credentials still inside a URL after the split (e.g. nested as `helper::https://user:token@host`). */
 const NESTED_CREDENTIALS_RE = /[a-z][a-z0-9+.-]*:\/\/[^/?#@\s]*:[^/?#@\s]*@/i;
 
+/** A URL in an error: credentials hidden, and cut to ~100 characters (it is the client's input). */
+function shownUrl(url: string): string {
+  const shown = redactUrl(url);
+  return shown.length <= 100 ? shown : quote(shown);
+}
+
 export function isHttpRepoUrl(url: string): boolean {
   const m = URL_RE.exec(url);
   return m?.[1] !== undefined && HELPER_SCHEMES.has(m[1].toLowerCase());
@@ -50,7 +57,7 @@ export function repoRemote(url: string, explicit?: RepoCredentials): RepoRemote 
     if (explicit) {
       throw new ShedError(
         "INVALID_REQUEST",
-        `repository credentials apply only to http(s) URLs, not ${redactUrl(url)}`,
+        `repository credentials apply only to http(s) URLs, not ${shownUrl(url)}`,
         {
           hint: "ssh remotes authenticate with keys (server config: credentials); leave SHED_REPO_TOKEN unset for them",
         },
@@ -65,7 +72,7 @@ export function repoRemote(url: string, explicit?: RepoCredentials): RepoRemote 
     if (explicit) {
       throw new ShedError(
         "INVALID_REQUEST",
-        `${redactUrl(url)} carries credentials, and repo_credentials were given too`,
+        `${shownUrl(url)} carries credentials, and repo_credentials were given too`,
         {
           hint: "give the token either in the URL or through SHED_REPO_TOKEN (repo_credentials), not both",
         },
@@ -81,7 +88,7 @@ export function repoRemote(url: string, explicit?: RepoCredentials): RepoRemote 
     remote = { url: `${m[1]}://${authority.slice(at + 1)}${m[3]}`, credentials };
   }
   if (NESTED_CREDENTIALS_RE.test(remote.url)) {
-    throw new ShedError("INVALID_REQUEST", `${redactUrl(url)} has credentials where Shed cannot take them out`, {
+    throw new ShedError("INVALID_REQUEST", `${shownUrl(url)} has credentials where Shed cannot take them out`, {
       hint: "give a plain https:// URL and the token through SHED_REPO_TOKEN",
     });
   }
@@ -105,7 +112,7 @@ function decode(part: string, url: string): string {
   try {
     return decodeURIComponent(part);
   } catch {
-    throw new ShedError("INVALID_REQUEST", `the credentials in ${redactUrl(url)} have a malformed %-escape`, {
+    throw new ShedError("INVALID_REQUEST", `the credentials in ${shownUrl(url)} have a malformed %-escape`, {
       hint: "percent-encode special characters of the user name and token (e.g. @ as %40, / as %2F)",
     });
   }

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { ServerConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
+import { quote } from "../core/quote.js";
 
 /**
  * Which host directories --local-dir may mount. A shed's user has passwordless
@@ -60,10 +61,10 @@ export function checkLocalDir(
   env: NodeJS.ProcessEnv = process.env,
 ): CheckedLocalDir {
   if (!isAbsolute(requested)) {
-    throw new ShedError("INVALID_REQUEST", `local_dir ${JSON.stringify(requested)} must be an absolute path`);
+    throw new ShedError("INVALID_REQUEST", `local_dir ${quote(requested)} must be an absolute path`);
   }
   const notFound = (why: string) =>
-    new ShedError("LOCAL_DIR_NOT_FOUND", `--local-dir ${requested} ${why} on server ${config.name}`, {
+    new ShedError("LOCAL_DIR_NOT_FOUND", `--local-dir ${shownPath(requested)} ${why} on server ${config.name}`, {
       hint: "create the directory, or check the path (it is resolved on the server's machine)",
     });
   let path: string;
@@ -77,10 +78,10 @@ export function checkLocalDir(
 
   const refusal = builtInRefusal(path, config, env) ?? rootsRefusal(path, config);
   if (refusal) {
-    const shown = path === requested ? requested : `${requested} (real path ${path})`;
+    const shown = path === requested ? shownPath(requested) : `${shownPath(requested)} (real path ${path})`;
     throw new ShedError("LOCAL_DIR_REFUSED", `--local-dir ${shown} is refused: ${refusal.reason}`, {
       hint: refusal.hint,
-      details: { path: requested, real_path: path, rule: refusal.rule },
+      details: { path: shownPath(requested), real_path: path, rule: refusal.rule },
     });
   }
   return {
@@ -92,6 +93,11 @@ export function checkLocalDir(
     dev: String(st.dev),
     ino: String(st.ino),
   };
+}
+
+/** The path the client sent, in a message: as it is, or quoted and cut to ~100 characters when longer. */
+function shownPath(p: string): string {
+  return p.length <= 100 ? p : quote(p);
 }
 
 function builtInRefusal(path: string, config: LocalDirPolicy, env: NodeJS.ProcessEnv): Refusal | undefined {

@@ -219,7 +219,17 @@ function segment(name: string): string {
   return encodeURIComponent(wellFormed(name));
 }
 
-const durationish = fc.oneof(fc.constantFrom("90s", "30m", "1.5h", "250ms", "600h", "0s", "s", "7d", "8d"), anyString);
+/** Over 100 characters: what an error must cut, not echo (after a prefix that gets it past the first checks). */
+const long = (...prefixes: string[]) =>
+  fc
+    .tuple(fc.constantFrom(...prefixes), fc.string({ unit: "grapheme", minLength: 101, maxLength: 2000 }))
+    .map(([p, rest]) => p + rest);
+
+const durationish = fc.oneof(
+  fc.constantFrom("90s", "30m", "1.5h", "250ms", "600h", "0s", "s", "7d", "8d"),
+  anyString,
+  long("", "9", "1".repeat(200)).map((s) => `${s}s`),
+);
 const urlish = fc.oneof(
   fc.constantFrom(
     "https://example.invalid/r.git",
@@ -231,32 +241,76 @@ const urlish = fc.oneof(
   ),
   anyString,
   anyString.map((s) => `https://${s}@example.invalid/${s}`),
+  long("https://", "https://u:p@", "ssh://", "git@", "", "file://"),
 );
-const pathish = fc.oneof(fc.constantFrom("/", "/tmp", "/etc", "/nonexistent", "rel/dir", "~", "/proc/self"), anyString);
+const pathish = fc.oneof(
+  fc.constantFrom("/", "/tmp", "/etc", "/nonexistent", "rel/dir", "~", "/proc/self"),
+  anyString,
+  long("/", "/tmp/", "/etc/", "", "/proc/"),
+  fc.integer({ min: 40, max: 2000 }).map((n) => `/etc/${"../".repeat(n)}`),
+);
+const imageish = fc.oneof(fc.constantFrom("shed-base:latest", "nope:nope", "UPPER", ""), anyString, long("", "x:"));
 
-const nearCreate = fc.record(
-  {
-    name: fc.oneof(
-      { weight: 4, arbitrary: fc.constant(EXISTING) },
-      { weight: 1, arbitrary: fc.constantFrom("", "Bad", "a-", "x".repeat(64), "a_b") },
-      { weight: 1, arbitrary: anyValue },
-    ),
-    repo: maybe(urlish),
-    repo_bundle: maybe(fc.oneof(fc.constant("0".repeat(32)), fc.stringMatching(/^[a-f0-9]{32}$/))),
-    repo_label: maybe(anyString),
-    repo_origin: maybe(urlish),
-    repo_credentials: maybe(
-      fc.record({ username: maybe(anyString), password: maybe(anyString) }, { requiredKeys: [] }),
-    ),
-    local_dir: maybe(pathish),
-    image: maybe(fc.oneof(fc.constantFrom("shed-base:latest", "nope:nope", "UPPER", ""), anyString)),
-    backend: maybe(fc.constantFrom("docker", "firecracker", "vz", "kvm")),
-    no_provision: maybe(fc.boolean()),
-    timeout: maybe(durationish),
-    constructor: anyValue,
-    colour: anyValue,
-  },
-  { requiredKeys: [] },
+const nameForCreate = fc.oneof(
+  { weight: 6, arbitrary: fc.constant(EXISTING) },
+  { weight: 1, arbitrary: fc.constantFrom("", "Bad", "a-", "x".repeat(64), "a_b") },
+  { weight: 1, arbitrary: anyValue },
+);
+
+/**
+ * Create bodies: every field at once (mostly refused by the schema), and small groups of fields that
+ * pass it more often, so the service's own checks (local_dir, repo URLs, bundles, backends) are reached.
+ */
+const nearCreate = fc.oneof(
+  fc.record(
+    {
+      name: nameForCreate,
+      repo: maybe(urlish),
+      repo_bundle: maybe(fc.oneof(fc.constant("0".repeat(32)), fc.stringMatching(/^[a-f0-9]{32}$/))),
+      repo_label: maybe(fc.oneof(anyString, long(""))),
+      repo_origin: maybe(urlish),
+      repo_credentials: maybe(
+        fc.record({ username: maybe(anyString), password: maybe(anyString) }, { requiredKeys: [] }),
+      ),
+      local_dir: maybe(pathish),
+      image: maybe(imageish),
+      backend: maybe(fc.constantFrom("docker", "firecracker", "vz", "kvm")),
+      no_provision: maybe(fc.boolean()),
+      timeout: maybe(durationish),
+      constructor: anyValue,
+      colour: anyValue,
+    },
+    { requiredKeys: [] },
+  ),
+  fc.record({ name: nameForCreate, local_dir: pathish }),
+  fc.record({ name: nameForCreate, repo: urlish }),
+  fc.record(
+    {
+      name: nameForCreate,
+      repo: urlish,
+      repo_credentials: fc.record({ username: fc.oneof(anyString, long("")), password: anyString }),
+    },
+    { requiredKeys: ["name", "repo_credentials"] },
+  ),
+  fc.record(
+    {
+      name: nameForCreate,
+      repo_bundle: fc.oneof(fc.constant("0".repeat(32)), fc.stringMatching(/^[a-f0-9]{32}$/)),
+      repo_origin: urlish,
+      repo_label: fc.oneof(anyString, long("")),
+    },
+    { requiredKeys: ["name", "repo_bundle"] },
+  ),
+  fc.record(
+    {
+      name: nameForCreate,
+      image: imageish,
+      backend: fc.constantFrom("docker", "firecracker", "vz", "kvm"),
+      timeout: durationish,
+      no_provision: fc.boolean(),
+    },
+    { requiredKeys: ["name"] },
+  ),
 );
 
 const nearProvision = fc.record(
@@ -295,6 +349,21 @@ const REGRESSIONS = {
         ...Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, i])),
       }),
     ],
+
+    // local_dir was echoed whole (message and details) when refused, not found or relative.
+    [withStrings(jsonRequest("/api/sheds", { name: EXISTING, local_dir: `/etc/${"../".repeat(100)}` }))],
+    [withStrings(jsonRequest("/api/sheds", { name: EXISTING, local_dir: `/${"y".repeat(300)}` }))],
+    [withStrings(jsonRequest("/api/sheds", { name: EXISTING, local_dir: "x".repeat(300) }))],
+    // A repository URL was echoed whole in the credentials errors.
+    [
+      withStrings(
+        jsonRequest("/api/sheds", {
+          name: EXISTING,
+          repo: `file://${" ".repeat(300)}`,
+          repo_credentials: { username: "u", password: "p" },
+        }),
+      ),
+    ],
   ],
   keys: [
     // An unknown field's name was echoed whole.
@@ -309,6 +378,11 @@ const REGRESSIONS = {
     [{ method: "DELETE", path: `/api/sheds/${LONG_NAME}`, body: "x", contentType: "text/plain", strings: [LONG_NAME] }],
   ],
 } satisfies Record<string, [Sent][]>;
+
+/** The request with every string over 100 characters as one not to echo (longStrings' floor is 120). */
+function withStrings(req: Sent): Sent {
+  return { ...req, strings: longStrings(JSON.parse(String(req.body)), 100) };
+}
 
 function jsonRequest(path: string, value: unknown): Sent {
   return { method: "POST", path, ...jsonBodyOf(value) };
@@ -335,7 +409,7 @@ function checkAnswer(req: Sent, res: Answer, accepted: number[]): void {
 
 /** An INVALID_REQUEST says what was wrong: a field (or the query parameter, or the URL), or the body as a whole. */
 const FIELD_OR_BODY =
-  /\b(body|JSON|name|repo|repo_bundle|repo_label|repo_origin|repo_credentials|username|password|local_dir|image|backend|no_provision|timeout|hook|public_key|keep_volume|field|fields|--repo|--local-dir|route)\b/;
+  /\b(body|JSON|name|repo|repository|credentials|repo_bundle|repo_label|repo_origin|repo_credentials|username|password|local_dir|image|backend|no_provision|timeout|hook|public_key|keep_volume|field|fields|--repo|--local-dir|route)\b/;
 
 function route(
   method: string,
