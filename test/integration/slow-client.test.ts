@@ -14,9 +14,13 @@ import { parseSse, type TestServer, useTestServer } from "../helpers/server.js";
  * output out and says so; the hook's log keeps all of it.
  */
 let server: TestServer;
-useTestServer((s) => {
-  server = s;
-});
+// Logs are not rotated during these runs: the test checks that the log keeps every byte the stream left out.
+useTestServer(
+  (s) => {
+    server = s;
+  },
+  { hook_log_max_size: "1GiB" },
+);
 
 const BYTES = 160_000_000;
 
@@ -40,7 +44,11 @@ describe("a client that reads too slowly", () => {
           port: server.httpPort,
           path: `/api/sheds/${name}/provision`,
           method: "POST",
-          headers: { accept: "text/event-stream", "content-type": "application/json" },
+          headers: {
+            accept: "text/event-stream",
+            "content-type": "application/json",
+            authorization: `Bearer ${server.token}`,
+          },
         },
         (res) => {
           // Read nothing until the hook has finished in the shed.
