@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { type CliUser, cliOk, json, newCliUser, show, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { docker } from "../helpers/docker.js";
+import { fakeShed } from "../helpers/fake-shed.js";
 import { makeGitRepo } from "../helpers/host.js";
 import { runProcess } from "../helpers/host-tmux.js";
 import { uniqueName } from "../helpers/names.js";
@@ -145,17 +146,7 @@ describe("a hostile server", () => {
       }
       if (req.url === "/api/keys") return send(200, {});
       if (req.method === "GET" && req.url === "/api/sheds") {
-        const shed = (name: string, extra: object = {}) => ({
-          name,
-          backend: "docker",
-          status: "running",
-          image: "shed-base:latest",
-          created_at: "2026-01-01T00:00:00.000Z",
-          workspace: "/workspace",
-          resources: {},
-          warnings: [],
-          ...extra,
-        });
+        const shed = fakeShed;
         return send(200, {
           sheds: [shed("fine", { image: "img\x1b[2J\nforged line", warnings: ["w\x1b]0;t\x07"] }), shed(injected)],
         });

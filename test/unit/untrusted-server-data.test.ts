@@ -6,22 +6,11 @@ import { checkSshEntry } from "../../src/cli/ssh-config-values.js";
 import { table } from "../../src/cli/table.js";
 import { checkEvent, checkResponse, checkShed, checkShedList } from "../../src/cli/validate-response.js";
 import { ShedError } from "../../src/core/errors.js";
+import { fakeShed } from "../helpers/fake-shed.js";
 
 const INJECTED = "x\nHost *\n  ProxyCommand touch /tmp/pwned";
 
-function shed(name: string, extra: Record<string, unknown> = {}) {
-  return {
-    name,
-    backend: "docker",
-    status: "running",
-    image: "shed-base:latest",
-    created_at: "2026-01-01T00:00:00.000Z",
-    workspace: "/workspace",
-    resources: {},
-    warnings: [],
-    ...extra,
-  };
-}
+const shed = fakeShed;
 
 /** No byte a terminal acts on: C0 (but the allowed ones), DEL, C1, bidi overrides and isolates, line separators. */
 function hasControl(text: string, allowed = ""): boolean {
