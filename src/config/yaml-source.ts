@@ -153,8 +153,8 @@ function firstLine(s: string): string {
   return s.split("\n")[0] ?? s;
 }
 
-/** At most ~140 characters of a parser's message, so the source it quotes is cut to about 100. */
-function cut(s: string, max = 140): string {
+/** At most 100 characters of a parser's message, so the source it may quote is never echoed at more than that. */
+function cut(s: string, max = 100): string {
   return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
 }
 

@@ -102,6 +102,8 @@ const REGRESSIONS: [string][] = [
   [`profiles:\n  git:\n    features:\n      - git${" ".repeat(120)}$\n`],
   // An unknown key's path (the key itself) was echoed whole in the formatted problem.
   [`? \n ${"a".repeat(130)}`],
+  // yaml's "Not a YAML token: ..." was cut at 140 characters, which still echoed 110 of the file's.
+  [`|&a ${"a".repeat(109)}\n`],
 ];
 
 const hookPathish = fc.oneof(fc.constantFrom("x.sh", "scripts/a.sh", "../x", "/abs", "..tools/x", "./.."), anyString);
