@@ -7,7 +7,7 @@ import {
   type ServerInfo,
 } from "../../core/api-types.js";
 import { ShedError } from "../../core/errors.js";
-import { quote } from "../../core/quote.js";
+import { quote, shown } from "../../core/quote.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import { requestGuard } from "../auth/request-guard.js";
 import { versionGuard } from "../auth/version-guard.js";
@@ -34,7 +34,10 @@ export function createApi(deps: ApiDeps): Hono {
   app.use("*", versionGuard(deps.info().name));
   app.use("*", requestGuard(deps.token));
   app.notFound((c) =>
-    errorResponse(c, new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${routePath(c.req.url)}`)),
+    errorResponse(
+      c,
+      new ShedError("INVALID_REQUEST", `no route ${c.req.method} ${shown(new URL(c.req.url).pathname)}`),
+    ),
   );
 
   app.get("/api/info", (c) => c.json(deps.info()));
@@ -118,12 +121,6 @@ export function createApi(deps: ApiDeps): Hono {
   });
 
   return app;
-}
-
-/** The path of a request that matched no route: it is the client's input, so a long one is quoted and cut. */
-function routePath(url: string): string {
-  const path = new URL(url).pathname;
-  return path.length <= 100 ? path : quote(path);
 }
 
 async function readJson(req: Request): Promise<unknown> {

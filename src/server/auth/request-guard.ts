@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ShedError } from "../../core/errors.js";
-import { quote } from "../../core/quote.js";
+import { quote, shown } from "../../core/quote.js";
 
 /** The one request that needs no token: it tells clients who the server is, and holds nothing secret. */
 const PUBLIC = { method: "GET", path: "/api/info" };
@@ -57,7 +57,7 @@ export function requestGuard(token: string): MiddlewareHandler {
         refuse(
           new ShedError(
             "UNSUPPORTED_MEDIA_TYPE",
-            `${c.req.method} ${shownPath(path)} takes ${want}, not ${got === "" ? "a body without Content-Type" : quote(got)}`,
+            `${c.req.method} ${shown(path)} takes ${want}, not ${got === "" ? "a body without Content-Type" : quote(got)}`,
             { hint: `send the body with Content-Type: ${want}` },
           ),
         );
@@ -83,11 +83,6 @@ const jsonLimit = bodyLimit({
     });
   },
 });
-
-/** A request's path in a message: as it is, or quoted and cut when it is long (it is the client's input). */
-function shownPath(path: string): string {
-  return path.length <= 100 ? path : quote(path);
-}
 
 function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   const m = /^Bearer ([^\s]+)$/i.exec(header ?? "");
