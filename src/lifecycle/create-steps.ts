@@ -45,7 +45,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
       // Not recorded as kept (an older Shed's keep, or a container removed by hand): reused, but never silently.
       io.warn(
         `reusing the workspace volume of an earlier shed ${JSON.stringify(ctx.spec.name)} that this server has no record of keeping; its files stay (a --repo is cloned only into an empty workspace)`,
-        `for an empty workspace: \`shed delete ${ctx.spec.name}\`, remove the volume (docker volume rm shed-${ctx.spec.name}-workspace), and create it again`,
+        `for an empty workspace: \`shed delete ${ctx.spec.name}\` (without --keep-volume it removes the workspace too), then create it again`,
       );
       return { outcome: "done", message: "reusing a workspace volume found on the engine" };
     },

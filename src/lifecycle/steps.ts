@@ -157,7 +157,7 @@ async function undoAll<C>(done: Step<C>[], ctx: C, emit: LifecycleSink): Promise
         type: "warning",
         step: step.id,
         message: `could not undo ${step.id}: ${toShedError(err).message}`,
-        hint: "remove the leftover by hand (see `docker ps -a --filter label=dev.shed.managed`)",
+        hint: "remove what the message names by hand, with the backend's own tools",
       });
     }
   }
