@@ -1,0 +1,333 @@
+import { execFile } from "node:child_process";
+import { rmSync } from "node:fs";
+import { promisify } from "node:util";
+import { ShedError } from "../../core/errors.js";
+import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
+import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
+import { type InstanceMeta, readInstanceMeta, updateInstanceMeta, writeInstanceMeta } from "../vm/instance-meta.js";
+import { allocateLoopbackPorts, isLoopbackPortFree, releasePending } from "../vm/ports.js";
+import { isAlive, killProcess, reattach, signalProcess, spawnDetached, waitForExit } from "../vm/process.js";
+import { canConnectUnix, isUnixSocketListening, loopbackPortSpeaks, pollUntil, tailFile } from "../vm/wait.js";
+import { type Accel, buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "./qemu-argv.js";
+import type { VmImage } from "./qemu-check.js";
+import { buildPasstArgv, GUEST_NET } from "./qemu-network.js";
+import { QmpClient } from "./qmp.js";
+
+const execFileAsync = promisify(execFile);
+
+/** The agent's guest ports (the shared contract) and the names their host forwards are kept under. */
+export const AGENT_GUEST_PORTS = { exec: 1024, control: 1026 } as const;
+
+export interface QemuCreateOptions {
+  dataDir: string;
+  name: string;
+  serverId: string;
+  image: VmImage;
+  repo?: string;
+  display?: string;
+  memoryMiB?: number;
+  cpus?: number;
+}
+
+export interface AgentEndpoint {
+  host: "127.0.0.1";
+  execPort: number;
+  controlPort: number;
+  /** The per-VM secret the host proves to the agent (never logged). */
+  secret: Buffer;
+}
+
+export type StopOutcome = "powerdown" | "killed" | "not-running";
+
+/**
+ * One QEMU virtual machine, as files in its instance directory plus (while it runs) a QEMU
+ * process and its passt network process, both detached from the server. Every method reads the
+ * metadata afresh: the object holds no state a restarted server would lack, so `QemuMachine.open`
+ * after a restart is the same as the object that created the VM.
+ */
+export class QemuMachine {
+  private constructor(
+    readonly dataDir: string,
+    readonly name: string,
+    readonly dir: string,
+    private readonly accel: Accel,
+  ) {}
+
+  /**
+   * Makes the instance: directory (0700), qcow2 overlay over the image's rootfs (the base is never
+   * written), config disk with a fresh secret, forwarded ports, metadata. Does not boot it. A
+   * failure removes what was made.
+   */
+  static async create(o: QemuCreateOptions): Promise<QemuMachine> {
+    const dir = createInstanceDir(o.dataDir, o.name);
+    let ports: Record<string, number> = {};
+    try {
+      await execFileAsync(
+        "qemu-img",
+        ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", o.image.rootfs, instancePath(dir, "overlay")],
+        { timeout: 60_000 },
+      ).catch((err: { stderr?: string; message: string }) => {
+        throw new ShedError(
+          "BACKEND_ERROR",
+          `qemu-img could not create the disk overlay for ${o.name}: ${(err.stderr || err.message).trim()}`,
+          {
+            hint: `check that ${o.image.rootfs} is readable and the data_dir has free space`,
+          },
+        );
+      });
+      writeConfigDisk(instancePath(dir, "configDisk"), o.name);
+      ports = await allocateLoopbackPorts(o.dataDir, Object.keys(AGENT_GUEST_PORTS));
+      const meta: InstanceMeta = {
+        version: 1,
+        name: o.name,
+        backend: "qemu",
+        image: o.image.dir,
+        arch: o.image.arch,
+        created_at: new Date().toISOString(),
+        ...(o.repo !== undefined ? { repo: o.repo } : {}),
+        ...(o.display !== undefined ? { display: o.display } : {}),
+        server_id: o.serverId,
+        agent_transport: "tcp",
+        ports,
+        hypervisor: null,
+        helpers: {},
+        memory_mib: o.memoryMiB ?? 1024,
+        cpus: o.cpus ?? 2,
+      };
+      writeInstanceMeta(dir, meta);
+    } catch (err) {
+      removeInstanceDir(o.dataDir, o.name);
+      throw err;
+    } finally {
+      releasePending(ports);
+    }
+    return new QemuMachine(o.dataDir, o.name, dir, chooseAccel());
+  }
+
+  /** The machine of an existing instance directory, or undefined when there is none (or no metadata). */
+  static open(dataDir: string, name: string): QemuMachine | undefined {
+    const dir = instanceDir(dataDir, name);
+    if (!readInstanceMeta(dir)) return undefined;
+    return new QemuMachine(dataDir, name, dir, chooseAccel());
+  }
+
+  meta(): InstanceMeta {
+    const m = readInstanceMeta(this.dir);
+    if (!m) throw new ShedError("SHED_NOT_FOUND", `VM instance ${this.name} has no metadata in ${this.dir}`);
+    return m;
+  }
+
+  /** Running means the recorded QEMU process is alive (pid and start time match). */
+  isRunning(): boolean {
+    return isAlive(this.meta().hypervisor);
+  }
+
+  /** Reconciles the metadata with the live process (a dead QEMU becomes "stopped") and says which. */
+  async status(): Promise<{ running: boolean; foundDead: boolean }> {
+    const r = await reattach(this.dir);
+    return { running: r?.running ?? false, foundDead: r?.foundDead ?? false };
+  }
+
+  agentEndpoint(): AgentEndpoint {
+    const m = this.meta();
+    const execPort = m.ports.exec;
+    const controlPort = m.ports.control;
+    if (execPort === undefined || controlPort === undefined) {
+      throw new ShedError("BACKEND_ERROR", `VM metadata of ${this.name} records no agent ports`);
+    }
+    const { secret } = readConfigDisk(instancePath(this.dir, "configDisk"));
+    return { host: "127.0.0.1", execPort, controlPort, secret: Buffer.from(secret, "hex") };
+  }
+
+  serialTail(lines = 20): string {
+    return tailFile(instancePath(this.dir, "serialLog"), lines);
+  }
+
+  /**
+   * Boots the VM: passt first (QEMU 7.2's stream netdev does not reconnect, so its socket must be
+   * listening before QEMU starts), then QEMU. Returns once QMP answers; the guest is still booting
+   * (see `waitForAgent`).
+   */
+  async start(): Promise<void> {
+    const state = await reattach(this.dir);
+    if (!state) throw new ShedError("SHED_NOT_FOUND", `VM instance ${this.name} has no metadata in ${this.dir}`);
+    if (state.running) return;
+    const meta = await this.ensurePortsFree(state.meta);
+    for (const f of ["netSocket", "qmpSocket", "pidFile"] as const) rmSync(instancePath(this.dir, f), { force: true });
+
+    const netSocket = instancePath(this.dir, "netSocket");
+    const passt = await spawnDetached({
+      argv: buildPasstArgv({
+        socket: netSocket,
+        logFile: instancePath(this.dir, "netLog"),
+        forwards: Object.entries(AGENT_GUEST_PORTS).map(([k, guestPort]) => ({
+          hostPort: meta.ports[k] ?? 0,
+          guestPort,
+        })),
+        uid: process.getuid?.() ?? 0,
+      }),
+      cwd: this.dir,
+      stdoutFile: instancePath(this.dir, "netStdout"),
+      stderrFile: instancePath(this.dir, "netStdout"),
+    });
+    updateInstanceMeta(this.dir, (m) => ({ ...m, helpers: { net: passt } }));
+    const netUp = await pollUntil({
+      ready: () => isUnixSocketListening(netSocket),
+      failed: () => (isAlive(passt) ? undefined : "passt exited"),
+      timeoutMs: 10_000,
+    });
+    if (!netUp.ok) {
+      await killProcess(passt, 1_000);
+      updateInstanceMeta(this.dir, (m) => ({ ...m, helpers: {} }));
+      throw this.bootError(`the network helper (passt) did not come up: ${netUp.reason}`, "netLog");
+    }
+
+    const m = this.meta();
+    const argv = buildQemuArgv({
+      name: this.name,
+      accel: this.accel,
+      memoryMiB: m.memory_mib,
+      cpus: m.cpus,
+      kernel: `${m.image}/vmlinuz`,
+      initrd: `${m.image}/initrd.img`,
+      cmdline: buildKernelCmdline({ net: GUEST_NET, agent: m.agent_transport }),
+      rootDisk: instancePath(this.dir, "overlay"),
+      configDisk: instancePath(this.dir, "configDisk"),
+      serialLog: instancePath(this.dir, "serialLog"),
+      qmpSocket: instancePath(this.dir, "qmpSocket"),
+      pidFile: instancePath(this.dir, "pidFile"),
+      netSocket,
+      mac: macForName(this.name),
+    });
+    const qemu = await spawnDetached({
+      argv,
+      cwd: this.dir,
+      stdoutFile: instancePath(this.dir, "hypervisorStdout"),
+      stderrFile: instancePath(this.dir, "hypervisorStderr"),
+    });
+    updateInstanceMeta(this.dir, (x) => ({ ...x, hypervisor: qemu, last_started_at: qemu.started_at }));
+    const qmpUp = await pollUntil({
+      ready: () => canConnectUnix(instancePath(this.dir, "qmpSocket")),
+      failed: () => (isAlive(qemu) ? undefined : "QEMU exited"),
+      timeoutMs: 15_000,
+    });
+    if (!qmpUp.ok) {
+      await this.kill();
+      throw this.bootError(`QEMU did not start: ${qmpUp.reason}`, "hypervisorStderr");
+    }
+  }
+
+  /**
+   * Waits until the guest agent answers on its forwarded control port, or the deadline. `probe`
+   * defaults to "the port sends the agent's hello"; the backend may pass a full health check.
+   * Fails early, with the serial console's tail, if QEMU exits meanwhile.
+   */
+  async waitForAgent(timeoutMs: number, probe?: (endpoint: AgentEndpoint) => Promise<boolean>): Promise<number> {
+    const started = Date.now();
+    const endpoint = this.agentEndpoint();
+    const hypervisor = this.meta().hypervisor;
+    const check = probe ?? ((e: AgentEndpoint) => loopbackPortSpeaks(e.controlPort, 2_000));
+    const r = await pollUntil({
+      ready: () => check(endpoint).catch(() => false),
+      failed: () => (isAlive(hypervisor) ? undefined : "QEMU exited while the guest was booting"),
+      timeoutMs,
+      intervalMs: 250,
+    });
+    if (!r.ok) {
+      const why =
+        r.reason === "timeout" ? `the guest agent did not answer within ${Math.round(timeoutMs / 1000)} s` : r.reason;
+      throw this.bootError(
+        `VM ${this.name}: ${why}`,
+        "serialLog",
+        r.reason === "timeout" ? "TIMEOUT" : "BACKEND_ERROR",
+      );
+    }
+    return Date.now() - started;
+  }
+
+  /**
+   * ACPI powerdown through QMP (the guest's power-button handler shuts down cleanly), then SIGKILL
+   * if QEMU is still there after `timeoutMs`. The metadata records which it was.
+   */
+  async stop(timeoutMs: number): Promise<StopOutcome> {
+    const meta = this.meta();
+    const qemu = meta.hypervisor;
+    if (!qemu || !isAlive(qemu)) {
+      await reattach(this.dir);
+      return "not-running";
+    }
+    let outcome: StopOutcome = "powerdown";
+    try {
+      const qmp = await QmpClient.connect(instancePath(this.dir, "qmpSocket"), Math.min(timeoutMs, 5_000));
+      try {
+        await qmp.systemPowerdown();
+      } finally {
+        qmp.close();
+      }
+      if (!(await waitForExit(qemu, timeoutMs))) outcome = "killed";
+    } catch {
+      // QMP did not answer (QEMU wedged or exiting): the kill below settles it.
+      outcome = isAlive(qemu) ? "killed" : "powerdown";
+    }
+    if (outcome === "killed") {
+      signalProcess(qemu, "SIGKILL");
+      await waitForExit(qemu, 10_000);
+    }
+    await this.settleStopped(outcome);
+    return outcome;
+  }
+
+  /** Ends QEMU at once (SIGKILL) and its helpers; for failed boots and delete. */
+  async kill(): Promise<void> {
+    const qemu = this.meta().hypervisor;
+    if (qemu && isAlive(qemu)) {
+      signalProcess(qemu, "SIGKILL");
+      await waitForExit(qemu, 10_000);
+    }
+    await this.settleStopped("killed");
+  }
+
+  /** Kills anything still running and removes the instance directory. */
+  async remove(): Promise<void> {
+    if (readInstanceMeta(this.dir)) await this.kill();
+    removeInstanceDir(this.dataDir, this.name);
+  }
+
+  private async settleStopped(how: "powerdown" | "killed"): Promise<void> {
+    const meta = this.meta();
+    // passt --one-off exits when QEMU's connection closes; this only catches one that did not.
+    for (const h of Object.values(meta.helpers)) await killProcess(h, 2_000);
+    updateInstanceMeta(this.dir, (m) => ({
+      ...m,
+      hypervisor: null,
+      helpers: {},
+      ...(meta.hypervisor ? { last_stop: how, last_stopped_at: new Date().toISOString() } : {}),
+    }));
+  }
+
+  /** A recorded port that something else took while the VM was stopped is replaced by a free one. */
+  private async ensurePortsFree(meta: InstanceMeta): Promise<InstanceMeta> {
+    const busy: string[] = [];
+    for (const [k, p] of Object.entries(meta.ports)) if (!(await isLoopbackPortFree(p))) busy.push(k);
+    if (busy.length === 0) return meta;
+    const fresh = await allocateLoopbackPorts(this.dataDir, busy);
+    try {
+      return updateInstanceMeta(this.dir, (m) => ({ ...m, ports: { ...m.ports, ...fresh } }));
+    } finally {
+      releasePending(fresh);
+    }
+  }
+
+  private bootError(
+    message: string,
+    log: "serialLog" | "netLog" | "hypervisorStderr",
+    code: "BACKEND_ERROR" | "TIMEOUT" = "BACKEND_ERROR",
+  ): ShedError {
+    const path = instancePath(this.dir, log);
+    const tail = tailFile(path, 20);
+    return new ShedError(code, tail ? `${message}; last lines of ${path}:\n${tail}` : `${message} (${path} is empty)`, {
+      hint: "boot problems are in the instance's serial.log; under TCG (no /dev/kvm) a boot takes several seconds",
+      details: { instance_dir: this.dir },
+    });
+  }
+}
