@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
+import { buildAgent } from "./build-agent.mjs";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 const common = {
@@ -23,6 +24,8 @@ for (const f of readdirSync("dist", { withFileTypes: true })) {
 }
 
 await Promise.all([
+  // The guest agent (dist/agent/), for the VM images.
+  buildAgent(common),
   // The CLI is CommonJS so that dist/shed.cjs (src/cli/boot.ts) can run it from V8's code cache.
   build({
     ...common,
@@ -60,4 +63,4 @@ await build({
   outfile: "dist/shed.cjs",
   define: { __SHED_MAIN_HASH__: JSON.stringify(mainHash) },
 });
-console.log(`built dist/shed.cjs and dist/shed-server.mjs (shed ${version})`);
+console.log(`built dist/shed.cjs, dist/shed-server.mjs and dist/agent/ (shed ${version})`);
