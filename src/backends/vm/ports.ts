@@ -62,13 +62,14 @@ export function isLoopbackPortFree(port: number): Promise<boolean> {
 export async function allocateLoopbackPorts(
   dataDir: string,
   names: readonly string[],
+  probe: () => Promise<number> = probeFreeLoopbackPort,
 ): Promise<Record<string, number>> {
   const taken = recordedPorts(dataDir);
   const out: Record<string, number> = {};
   for (const name of names) {
     let port: number | undefined;
     for (let attempt = 0; attempt < 50 && port === undefined; attempt++) {
-      const p = await probeFreeLoopbackPort();
+      const p = await probe();
       if (!taken.has(p) && !pending.has(p)) port = p;
     }
     if (port === undefined) {
