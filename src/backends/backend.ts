@@ -1,22 +1,34 @@
+import type { CredentialConfig } from "../config/server-config.js";
+import type { Warn } from "../core/events.js";
 import type { BackendName, Shed } from "../core/types.js";
-import type { PlannedCredential } from "../guest/credentials.js";
 import type { GuestExec } from "../guest/exec.js";
 import type { BackendCapabilities } from "./capabilities.js";
+
+/** A --local-dir as the server checked it (src/lifecycle/local-dir-policy.ts), before anything was made. */
+export interface CheckedLocalDir {
+  /** As asked for. */
+  requested: string;
+  /** The real path (symlinks resolved): this is what is checked and mounted. */
+  path: string;
+  uid: number;
+  gid: number;
+  mode: number;
+  /** Identity of the checked directory (decimal), to verify the mount shows it (src/guest/workspace-identity.ts). */
+  dev: string;
+  ino: string;
+}
 
 /** Everything a backend needs to make a new shed. */
 export interface CreateSpec {
   name: string;
+  /** Docker: an image on the engine; the VM backends: an image built by `npm run build-vm-image`. */
   image: string;
-  /** Host directory mounted at /workspace instead of a fresh volume (no clone). */
-  localDir?: string;
+  /** Host directory mounted at /workspace instead of a fresh workspace (no clone). */
+  localDir?: CheckedLocalDir;
   /** Repository URL as shown to people (credentials removed). */
   repoDisplay?: string;
-  /**
-   * Credentials whose source exists, each with its mode (direct bind mount or
-   * staged copy, see src/guest/credentials.ts); missing ones were already
-   * turned into warnings.
-   */
-  credentials: PlannedCredential[];
+  /** Credentials whose source exists; missing ones were already turned into warnings. */
+  credentials: CredentialConfig[];
   env: Record<string, string>;
   createdAt: string;
 }
@@ -26,11 +38,13 @@ export interface StorageResult {
   created: boolean;
   /** True when the workspace came back from an earlier shed (delete --keep-volume). */
   reused: boolean;
+  /** What was done, for the step's line ("workspace volume created"). */
+  message: string;
 }
 
 /**
- * What createAndStart made, so that undoing a failed create removes exactly
- * that object (by its id) and never whatever holds the shed's name by then.
+ * What boot made, so that undoing a failed create removes exactly that object
+ * (by its id) and never whatever holds the shed's name by then.
  */
 export interface CreatedHandle {
   readonly id: string;
@@ -52,36 +66,57 @@ export interface RemoveOptions {
   keepVolume: boolean;
 }
 
+/** How a backend did one cell of the seed's tables, for the step's line. */
+export type CellResult = { outcome: "done"; message?: string } | { outcome: "skipped"; reason: string };
+
 /**
  * One backend = one column of the seed's lifecycle tables. Each method is one
- * cell; the lifecycle module orders them and decides what is fatal.
+ * cell that differs between backends; src/lifecycle/ orders them, decides what
+ * is fatal, and never asks which backend it has.
  */
 export interface Backend {
   readonly name: BackendName;
+  /** The seed's "Backend Differences at a Glance" row, as data for the API and docs. */
   readonly capabilities: BackendCapabilities;
 
-  /** Create step 1. */
+  /** Before anything is made: refuses what this backend cannot do (NOT_SUPPORTED, IMAGE_NOT_FOUND) with a hint. */
+  checkCreate(spec: CreateSpec): Promise<void>;
+
+  /** Create step 1: the workspace's storage. */
   prepareStorage(spec: CreateSpec): Promise<StorageResult>;
   /** Undo of step 1 after a fatal failure (never touches a --local-dir, nor storage that is not this server's). */
   removeStorage(name: string): Promise<void>;
   /**
-   * Create step 2: create and start the container or VM. When it throws, it has
-   * already removed what it made; refuses (SHED_NOT_OWNED) when the name is taken
-   * by an object that is not this server's.
+   * Create step 2: create and start the container or VM, and wait until it is
+   * ready: commands run in it and Shed's folders exist (src/guest/install-state.ts).
+   * When it throws, it has already removed what it made; refuses (SHED_NOT_OWNED)
+   * when the name is taken by an object that is not this server's.
    */
-  createAndStart(spec: CreateSpec): Promise<CreatedHandle>;
-  /** Undo of step 2: removes exactly the object createAndStart returned, by id. Idempotent. */
+  boot(spec: CreateSpec): Promise<CreatedHandle>;
+  /** Undo of step 2: removes exactly the object boot returned, by id. Idempotent. */
   removeCreated(handle: CreatedHandle): Promise<void>;
-  /** Start step 1 for an existing, stopped shed. */
+  /** Create step 3 (fatal): the --local-dir at /workspace, user shed given its owner's uid. */
+  mountLocalDir(spec: CreateSpec & { localDir: CheckedLocalDir }, warn: Warn): Promise<CellResult>;
+  /** Create step 4: the configured credentials in the guest. One failure is one warning. */
+  setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult>;
+
+  /** Start step 1 for an existing, stopped shed; returns once it is ready, as boot does. */
   start(name: string): Promise<void>;
-  /** Stop step 3: the process stop (SIGTERM, then SIGKILL after the timeout). */
-  stop(name: string, timeoutMs: number): Promise<void>;
-  /** Removes the container or VM (and the workspace unless kept; never for a --local-dir shed). Idempotent. */
-  remove(name: string, opts: RemoveOptions): Promise<void>;
+  /** Start step 2 (fatal): the --local-dir again, where mounts do not outlive a stop. */
+  remountLocalDir(shed: Shed): Promise<CellResult>;
+  /** Start step 3: credentials again, where the guest does not keep them live. */
+  refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult>;
+
+  /** Stop step 2: lets the guest's in-flight operations finish (up to timeoutMs) before the power goes. */
+  drain(name: string, timeoutMs: number): Promise<CellResult>;
+  /** Stop step 3: the process stop (graceful, then forced after timeoutMs); says how it stopped. */
+  stop(name: string, timeoutMs: number): Promise<CellResult>;
+  /** Removes the container or VM (and the workspace unless kept; never a --local-dir). Idempotent. */
+  remove(name: string, opts: RemoveOptions): Promise<CellResult>;
   /**
    * Undoes a create the server was killed in before it finished its first steps:
-   * removes the container and the workspace made by the create whose created-at
-   * is `createdAt`, and nothing else (not a workspace it reused). Idempotent.
+   * removes the container or VM and the workspace made by the create whose
+   * created-at is `createdAt`, and nothing else (not a workspace it reused). Idempotent.
    */
   removeLeftovers(name: string, createdAt: string): Promise<void>;
 
@@ -95,6 +130,6 @@ export interface Backend {
   /** What get would return, for every shed on the backend. */
   list(): Promise<Shed[]>;
   guest(name: string): GuestExec;
-  /** Checks the backend is usable (engine reachable); throws BACKEND_ERROR with a hint. */
+  /** Checks the backend is usable (engine reachable, hypervisor installed); throws BACKEND_ERROR with a hint. */
   ping(): Promise<void>;
 }

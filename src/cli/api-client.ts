@@ -1,7 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { fromErrorBody, ShedError } from "../core/errors.js";
-import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../core/event-frames.js";
+import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../protocol/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { Shed } from "../core/types.js";
 import {

@@ -4,7 +4,7 @@ import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadOrCreateApiToken } from "../core/api-token.js";
-import type { ServerInfo } from "../core/api-types.js";
+import type { ServerInfo } from "../protocol/api-types.js";
 import { ShedError } from "../core/errors.js";
 import { ApiClient } from "./api-client.js";
 import type { ClientConfig, ServerEntry } from "./client-config.js";

@@ -1,4 +1,4 @@
-import type { ServerInfo } from "../core/api-types.js";
+import type { ServerInfo } from "../protocol/api-types.js";
 import { ShedError } from "../core/errors.js";
 import { ApiClient } from "./api-client.js";
 import type { ClientConfig, ServerEntry } from "./client-config.js";

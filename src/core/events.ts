@@ -35,3 +35,6 @@ export interface OutputBytes {
 /** What lifecycle code emits: progress events, with output as bytes. */
 export type LifecycleEvent = Exclude<ProgressEvent, { type: "output" }> | OutputBytes;
 export type LifecycleSink = (event: LifecycleEvent) => void;
+
+/** A non-fatal failure inside a step: said as a warning, with a hint for the fix. */
+export type Warn = (message: string, hint?: string) => void;

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from "node:stream";
+import { ShedError } from "../core/errors.js";
 
 /**
  * The one narrow door into a guest (container or VM). Everything Shed does
@@ -61,4 +62,10 @@ export async function runCollect(guest: GuestExec, spec: ExecSpec, input?: strin
     stdout: Buffer.concat(out).toString("utf8"),
     stderr: Buffer.concat(err).toString("utf8"),
   };
+}
+
+/** A guest command that failed, said with the last lines of its stderr (never its stdout: that may hold file contents). */
+export function commandFailure(what: string, stderr: string, code: number): ShedError {
+  const detail = stderr.trim().split("\n").slice(-3).join("; ").slice(0, 400);
+  return new ShedError("BACKEND_ERROR", `${what} failed: ${detail || `exit ${code}`}`);
 }

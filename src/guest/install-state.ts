@@ -1,5 +1,5 @@
-import { KNOWN_HOSTS_FILE, KNOWN_HOSTS_INPUT, KNOWN_HOSTS_SCRIPT } from "./credentials.js";
 import { type GuestExec, runCollect } from "./exec.js";
+import { KNOWN_HOSTS_FILE, KNOWN_HOSTS_INPUT, KNOWN_HOSTS_SCRIPT } from "./known-hosts-seed.js";
 
 /**
  * The state file inside the guest that records a completed install hook
@@ -18,7 +18,7 @@ export const INSTALL_STATE_FILE = "/var/lib/shed/install.done";
 export type PrepareResult = { ok: true } | { ok: false; reason: string; noShedUser: boolean };
 
 export async function prepareGuest(guest: GuestExec): Promise<PrepareResult> {
-  // In the same exec, known_hosts is seeded (src/guest/credentials.ts): no extra round trip on create.
+  // In the same exec, known_hosts is seeded (known-hosts-seed.ts): no extra round trip on create.
   const r = await runCollect(
     guest,
     {

@@ -25,6 +25,9 @@ import { INSTALL_STATE_FILE } from "./install-state.js";
  *   points (find -xdev alone misses bind mounts from the same device).
  */
 
+/** User shed's uid in shed-base; a --local-dir shed's user gets the directory owner's. */
+export const DEFAULT_GUEST_UID = 1000;
+
 /** Shed's folders besides the home, re-owned with it (the hook-log folder may be a volume of the shed's own). */
 const SHED_DIRS = [INSTALL_STATE_FILE.slice(0, INSTALL_STATE_FILE.lastIndexOf("/")), HOOK_LOG_DIR];
 

@@ -1,14 +1,13 @@
+import { existsSync } from "node:fs";
 import type { Backend, CreateSpec } from "../backends/backend.js";
-import type { CreateShedRequest } from "../core/api-types.js";
 import { ShedError } from "../core/errors.js";
 import { validateShedName } from "../core/names.js";
 import { redactUrl } from "../core/redact.js";
 import { repoRemote } from "../core/repo-url.js";
 import type { RepoSource } from "../guest/clone.js";
-import { planCredentials } from "../guest/credentials.js";
+import type { CreateShedRequest } from "../protocol/api-types.js";
 import type { CreateContext } from "./create-steps.js";
 import { checkLocalDir } from "./local-dir-policy.js";
-import { plannedShedUid } from "./local-dir-step.js";
 import type { ProvisionState } from "./provision-steps.js";
 import type { ServiceDeps } from "./shed-service.js";
 
@@ -17,11 +16,11 @@ import type { ServiceDeps } from "./shed-service.js";
  * anything is made: the backend, the local dir (checked, resolved), where the
  * code comes from (credentials out of the URL), and the credentials' plan.
  */
-export function prepareCreate(
+export async function prepareCreate(
   req: CreateShedRequest,
   deps: Pick<ServiceDeps, "config" | "backends" | "env" | "bundlePath">,
   provisionState: (backend: Backend, name: string, noProvision: boolean) => ProvisionState,
-): CreateContext {
+): Promise<CreateContext> {
   const name = validateShedName(req.name);
   const backendName = req.backend ?? deps.config.defaultBackend;
   const backend = deps.backends.get(backendName);
@@ -40,13 +39,6 @@ export function prepareCreate(
   }
   // Checked here, before anything is made, for every backend; the real path is what gets mounted.
   const localDir = req.local_dir ? checkLocalDir(req.local_dir, deps.config) : undefined;
-  if (localDir) {
-    if (!backend.capabilities.localDir) {
-      throw new ShedError("NOT_SUPPORTED", `--local-dir is not supported on the ${backendName} backend`, {
-        hint: "use --repo instead, or the docker backend",
-      });
-    }
-  }
   // Credentials leave the URL here (given in it or as repo_credentials): git gets them from a store, never argv.
   if (req.repo_credentials && !req.repo && !req.repo_origin) {
     throw new ShedError("INVALID_REQUEST", "repo_credentials were given without a repository URL to use them for", {
@@ -69,24 +61,26 @@ export function prepareCreate(
       ...(req.repo_origin ? { origin: repoRemote(req.repo_origin, req.repo_credentials) } : {}),
     };
   }
-  // Direct bind mount when the source is owned by user shed's uid-to-be, else a staged copy (src/guest/credentials.ts).
-  const { present, missing } = planCredentials(deps.config.credentials, plannedShedUid(localDir));
+  // A missing source is a warning of the credential step; the backend gets the present ones.
+  const present = deps.config.credentials.filter((c) => existsSync(c.source));
+  const missing = deps.config.credentials.filter((c) => !present.includes(c));
   const spec: CreateSpec = {
     name,
     image: req.image ?? deps.config.defaultImage,
     credentials: present,
     env: deps.env,
     createdAt: new Date().toISOString(),
-    ...(localDir ? { localDir: localDir.path } : {}),
+    ...(localDir ? { localDir } : {}),
     ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
     ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
   };
+  // What this backend cannot do (a --local-dir where it has none, an image it does not have) is refused now.
+  await backend.checkCreate(spec);
   return {
     backend,
     spec,
     repo,
     missingCredentials: missing,
-    ...(localDir ? { localDir } : {}),
     prov: provisionState(backend, name, req.no_provision === true),
   };
 }

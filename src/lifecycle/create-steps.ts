@@ -1,12 +1,7 @@
 import type { Backend, CreatedHandle, CreateSpec, StorageResult } from "../backends/backend.js";
 import type { CredentialConfig } from "../config/server-config.js";
-import { ShedError } from "../core/errors.js";
 import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
-import { setUpCredentials } from "../guest/credentials.js";
-import { prepareGuest } from "../guest/install-state.js";
-import type { CheckedLocalDir } from "./local-dir-policy.js";
-import { LOCAL_DIR_STEP } from "./local-dir-step.js";
 import {
   INSTALL_STEP,
   PATH_CAPTURE_STEP,
@@ -22,8 +17,6 @@ export interface CreateContext {
   repo: RepoSource | undefined;
   missingCredentials: CredentialConfig[];
   prov: ProvisionState;
-  /** The checked --local-dir (its real path is spec.localDir); the local_dir step matches user shed to its owner. */
-  localDir?: CheckedLocalDir;
   storage?: StorageResult;
   /** The container or VM this create made (set once it exists), so the undo removes exactly it. */
   created?: CreatedHandle;
@@ -36,18 +29,17 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     title: "Storage setup",
     fatal: true,
     async run(ctx, io) {
-      if (ctx.spec.localDir) return { outcome: "done", message: `bind mount of ${ctx.spec.localDir}` };
       ctx.storage = await ctx.backend.prepareStorage(ctx.spec);
-      if (!ctx.storage.reused) return { outcome: "done", message: "workspace volume created" };
+      if (!ctx.storage.reused) return { outcome: "done", message: ctx.storage.message };
       const kept = ctx.prov.meta.kept(ctx.spec.name);
       if (kept)
         return { outcome: "done", message: `reusing the workspace kept by \`delete --keep-volume\` (${kept.kept_at})` };
       // Not recorded as kept (an older Shed's keep, or a container removed by hand): reused, but never silently.
       io.warn(
-        `reusing the workspace volume of an earlier shed ${JSON.stringify(ctx.spec.name)} that this server has no record of keeping; its files stay (a --repo is cloned only into an empty workspace)`,
+        `reusing the workspace of an earlier shed ${JSON.stringify(ctx.spec.name)} that this server has no record of keeping; its files stay (a --repo is cloned only into an empty workspace)`,
         `for an empty workspace: \`shed delete ${ctx.spec.name}\` (without --keep-volume it removes the workspace too), then create it again`,
       );
-      return { outcome: "done", message: "reusing a workspace volume found on the engine" };
+      return { outcome: "done", message: `${ctx.storage.message} (found, not recorded as kept)` };
     },
     async undo(ctx) {
       if (ctx.storage?.created) await ctx.backend.removeStorage(ctx.spec.name);
@@ -55,11 +47,10 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
   },
   {
     id: "start",
-    title: "Container start",
+    title: "Container/VM start",
     fatal: true,
     async run(ctx) {
-      ctx.created = await ctx.backend.createAndStart(ctx.spec);
-      await waitForExec(ctx);
+      ctx.created = await ctx.backend.boot(ctx.spec);
       return { outcome: "done" };
     },
     async undo(ctx) {
@@ -67,7 +58,16 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
       if (ctx.created) await ctx.backend.removeCreated(ctx.created);
     },
   },
-  LOCAL_DIR_STEP,
+  {
+    id: "local_dir",
+    title: "Local-dir mount",
+    fatal: true,
+    async run(ctx, io) {
+      const { localDir } = ctx.spec;
+      if (!localDir) return { outcome: "skipped", reason: "no --local-dir" };
+      return ctx.backend.mountLocalDir({ ...ctx.spec, localDir }, io.warn);
+    },
+  },
   {
     id: "credentials",
     title: "Credential setup",
@@ -80,15 +80,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
           `create ${c.source} on the server or remove credentials.${c.name} from its config`,
         );
       }
-      if (ctx.backend.capabilities.credentialMechanism === "bind_mount") {
-        // Direct mounts are in place since container creation; staged ones are copied now (src/guest/credentials.ts).
-        const n = ctx.spec.credentials.length;
-        const summary = await setUpCredentials(ctx.backend.guest(ctx.spec.name), ctx.spec.credentials, io.warn);
-        return { outcome: "done", message: `${n} credential${n === 1 ? "" : "s"}: ${summary}` };
-      }
-      if (ctx.spec.credentials.length === 0 && ctx.missingCredentials.length === 0)
-        return { outcome: "skipped", reason: "no credentials configured" };
-      throw new ShedError("NOT_SUPPORTED", `credential transfer is not implemented for ${ctx.backend.name}`);
+      return ctx.backend.setUpCredentials(ctx.spec, io.warn);
     },
   },
   {
@@ -113,32 +105,3 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
   PATH_CAPTURE_STEP,
   STARTUP_STEP,
 ];
-
-/**
- * The container is up when a process can be exec'd in it. The first exec also
- * prepares the hook folders, so readiness costs no extra round trip; only when
- * it fails is the container's state looked at, to say why.
- */
-async function waitForExec(ctx: CreateContext): Promise<void> {
-  const guest = ctx.backend.guest(ctx.spec.name);
-  let last = "";
-  for (let i = 0; i < 20; i++) {
-    try {
-      const prepared = await prepareGuest(guest);
-      if (prepared.ok) return;
-      last = prepared.reason;
-      if (prepared.noShedUser) break;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    const shed = await ctx.backend.get(ctx.spec.name);
-    if (shed?.status !== "running") {
-      last = "it exited right after starting";
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new ShedError("BACKEND_ERROR", `the shed started but cannot run commands: ${last}`, {
-    hint: "the image needs /bin/sh, bash, git and a user named shed; `npm run build-image` makes one",
-  });
-}

@@ -12,8 +12,8 @@ export interface DeleteContext extends RunContext {
  * earlier shed's `delete --keep-volume`) is never touched by its delete.
  *
  * Whether a workspace was kept on purpose is written in data_dir before the
- * container goes (Docker labels cannot change), so that a volume left by a
- * delete that was killed half-way is never taken for a kept one.
+ * shed goes (what a backend wrote on its objects may not change), so that a
+ * workspace left by a delete that was killed half-way is never taken for a kept one.
  */
 export const REMOVE_STEP: Step<DeleteContext> = {
   id: "remove",
@@ -26,10 +26,6 @@ export const REMOVE_STEP: Step<DeleteContext> = {
       if (ctx.keepVolume) ctx.prov.meta.markKept(name);
       else ctx.prov.meta.unmarkKept(name);
     }
-    await ctx.backend.remove(name, { keepVolume: ctx.keepVolume || localDir });
-    return {
-      outcome: "done",
-      message: ctx.keepVolume || localDir ? "container removed; workspace kept" : "container and workspace removed",
-    };
+    return ctx.backend.remove(name, { keepVolume: ctx.keepVolume || localDir });
   },
 };

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import type { CheckedLocalDir } from "../backends/backend.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
 import { quote } from "../core/quote.js";
@@ -14,18 +15,7 @@ import { quote } from "../core/quote.js";
  * what gets mounted, so swapping a symlink after the check changes nothing.
  */
 
-export interface CheckedLocalDir {
-  /** As asked for. */
-  requested: string;
-  /** The real path (symlinks resolved): this is what is checked and mounted. */
-  path: string;
-  uid: number;
-  gid: number;
-  mode: number;
-  /** Identity of the checked directory (decimal), to verify the mount shows it (src/guest/workspace-identity.ts). */
-  dev: string;
-  ino: string;
-}
+export type { CheckedLocalDir };
 
 export type LocalDirRule =
   | "root"

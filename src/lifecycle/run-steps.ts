@@ -1,7 +1,6 @@
 import type { Backend } from "../backends/backend.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { Shed } from "../core/types.js";
-import { refreshCredentials } from "../guest/credentials.js";
 import { type ProvisionState, READ_PROVISION_STEP, SHUTDOWN_STEP, STARTUP_STEP } from "./provision-steps.js";
 import type { Step } from "./steps.js";
 
@@ -16,7 +15,7 @@ export interface RunContext {
 export const START_STEPS: readonly Step<RunContext>[] = [
   {
     id: "start",
-    title: "Container start",
+    title: "Container/VM start",
     fatal: true,
     async run(ctx) {
       await ctx.backend.start(ctx.shed.name);
@@ -29,7 +28,7 @@ export const START_STEPS: readonly Step<RunContext>[] = [
     fatal: true,
     async run(ctx) {
       if (!ctx.shed.local_dir) return { outcome: "skipped", reason: "no --local-dir" };
-      return { outcome: "done", message: "bind mount persists across restarts" };
+      return ctx.backend.remountLocalDir(ctx.shed);
     },
   },
   {
@@ -37,17 +36,15 @@ export const START_STEPS: readonly Step<RunContext>[] = [
     title: "Credential refresh",
     fatal: false,
     async run(ctx, io) {
-      if (ctx.backend.capabilities.credentialMechanism === "bind_mount") {
-        // Direct bind mounts persist; copies (source not owned by uid 1000, or with exclude) are made again.
-        const guest = ctx.backend.guest(ctx.shed.name);
-        return { outcome: "done", message: await refreshCredentials(guest, ctx.config.credentials, io.warn) };
-      }
-      return { outcome: "skipped", reason: `not implemented for ${ctx.backend.name}` };
+      return ctx.backend.refreshCredentials(ctx.shed, ctx.config.credentials, io.warn);
     },
   },
   READ_PROVISION_STEP,
   STARTUP_STEP,
 ];
+
+/** The seed: the agent lets in-flight operations finish for up to 5 s before the power goes. */
+export const AGENT_DRAIN_MS = 5000;
 
 /**
  * The seed's Stop Sequence. Per the seed Docker has no shutdown hook because
@@ -59,16 +56,19 @@ export const STOP_STEPS: readonly Step<RunContext>[] = [
   READ_PROVISION_STEP,
   SHUTDOWN_STEP,
   {
+    id: "drain",
+    title: "Agent drain",
+    fatal: false,
+    async run(ctx) {
+      return ctx.backend.drain(ctx.shed.name, AGENT_DRAIN_MS);
+    },
+  },
+  {
     id: "stop",
     title: "Process stop",
     fatal: true,
     async run(ctx) {
-      await ctx.backend.stop(ctx.shed.name, ctx.config.stopTimeoutMs);
-      // How it stopped, not how long it took: the step's own time is shown beside it.
-      return {
-        outcome: "done",
-        message: `stopped by SIGTERM (SIGKILL had it not exited within stop_timeout, ${ctx.config.stopTimeoutMs / 1000}s)`,
-      };
+      return ctx.backend.stop(ctx.shed.name, ctx.config.stopTimeoutMs);
     },
   },
 ];

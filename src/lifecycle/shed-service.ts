@@ -2,13 +2,13 @@ import { rmSync } from "node:fs";
 import type { Backend } from "../backends/backend.js";
 import type { HookName } from "../config/provision-file.js";
 import type { ServerConfig } from "../config/server-config.js";
-import type { CreateShedRequest } from "../core/api-types.js";
 import { tryParseDuration } from "../core/duration.js";
 import { ShedError, toShedError } from "../core/errors.js";
 import type { LifecycleSink } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import { type BackendName, type Shed, shedBaseEnv } from "../core/types.js";
 import type { GuestExec } from "../guest/exec.js";
+import type { CreateShedRequest } from "../protocol/api-types.js";
 import { prepareCreate } from "./create-request.js";
 import { CREATE_STEPS } from "./create-steps.js";
 import { type DeleteContext, REMOVE_STEP } from "./delete-steps.js";
@@ -52,7 +52,7 @@ export class ShedService {
   }
 
   async create(req: CreateShedRequest, emit: LifecycleSink): Promise<Shed> {
-    const prepared = prepareCreate(req, this.deps, (backend, name, noProvision) =>
+    const prepared = await prepareCreate(req, this.deps, (backend, name, noProvision) =>
       this.provisionState(backend, name, noProvision),
     );
     return this.locks.run(prepared.spec.name, async () => {

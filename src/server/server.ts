@@ -9,7 +9,7 @@ import { dockerEngine } from "../backends/docker/engine.js";
 import { readEnvFile } from "../config/env-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { loadOrCreateApiToken } from "../core/api-token.js";
-import type { ServerInfo } from "../core/api-types.js";
+import type { ServerInfo } from "../protocol/api-types.js";
 import { ShedError } from "../core/errors.js";
 import type { BackendName } from "../core/types.js";
 import { VERSION } from "../core/version.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { beforeAll } from "vitest";
 import { stringify } from "yaml";
 import { loadServerConfig } from "../../src/config/server-config.js";
-import type { ServerInfo } from "../../src/core/api-types.js";
+import type { ServerInfo } from "../../src/protocol/api-types.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { removeAtEnd } from "./cli.js";
 

@@ -165,7 +165,7 @@ describe("shed create", () => {
     const res = await cliOk(user, ["create", name, "--repo", repo]);
     expect(res.stdout).toContain(`shed ${name}: running`);
     // Not a terminal: one plain line per step start and end, no spinner or cursor control.
-    for (const title of ["Storage setup", "Container start", "Repo clone"]) {
+    for (const title of ["Storage setup", "Container/VM start", "Repo clone"]) {
       expect(res.stderr).toMatch(new RegExp(`^… ${title}$`, "m"));
       expect(res.stderr).toMatch(new RegExp(`^✓ ${title} \\([0-9.]+(ms|s|m)`, "m"));
     }

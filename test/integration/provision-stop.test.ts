@@ -41,6 +41,7 @@ describe("shutdown hook", () => {
     expect(stop.filter((e) => e.type === "step").map((e) => e.step)).toEqual([
       "provision_file",
       "shutdown_hook",
+      "drain",
       "stop",
     ]);
     expect(resultOf(stop).status).toBe("stopped");
@@ -54,6 +55,7 @@ describe("shutdown hook", () => {
     expect(del.filter((e) => e.type === "step").map((e) => e.step)).toEqual([
       "provision_file",
       "shutdown_hook",
+      "drain",
       "stop",
       "remove",
     ]);

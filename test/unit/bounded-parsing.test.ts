@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PROVISION_MAX_BYTES, parseProvision } from "../../src/config/provision-file.js";
 import { loadServerConfig } from "../../src/config/server-config.js";
-import { createShedRequestSchema } from "../../src/core/api-types.js";
+import { createShedRequestSchema } from "../../src/protocol/api-types.js";
 import { MAX_DURATION_MS, parseDuration, tryParseDuration } from "../../src/core/duration.js";
 import { ShedError } from "../../src/core/errors.js";
 import { tryParseSize } from "../../src/core/size.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeFrame, type Frame, FrameDecoder } from "../../src/core/event-frames.js";
+import { encodeFrame, type Frame, FrameDecoder } from "../../src/protocol/event-frames.js";
 
 const events: Frame[] = [
   { type: "step", step: "install_hook", title: "Install hook" },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Frame, FrameDecoder } from "../../src/core/event-frames.js";
+import { type Frame, FrameDecoder } from "../../src/protocol/event-frames.js";
 import type { LifecycleEvent } from "../../src/core/events.js";
 import { type EventFormat, EventWriter, OUTPUT_BACKLOG_LIMIT } from "../../src/server/api/event-writer.js";
 

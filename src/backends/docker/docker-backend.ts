@@ -1,21 +1,35 @@
 import Docker from "dockerode";
+import type { CredentialConfig } from "../../config/server-config.js";
 import { ShedError } from "../../core/errors.js";
+import type { Warn } from "../../core/events.js";
 import { type Shed, type ShedStatus, shedBaseEnv, WORKSPACE } from "../../core/types.js";
-import { stagingPath } from "../../guest/credentials.js";
 import type { GuestExec } from "../../guest/exec.js";
 import { HOOK_LOG_DIR } from "../../guest/hook-runner.js";
-import type { Backend, CreatedHandle, CreateSpec, Ownership, RemoveOptions, StorageResult } from "../backend.js";
+import type {
+  Backend,
+  CellResult,
+  CheckedLocalDir,
+  CreatedHandle,
+  CreateSpec,
+  Ownership,
+  RemoveOptions,
+  StorageResult,
+} from "../backend.js";
 import { CAPABILITIES } from "../capabilities.js";
+import { planCredentials, refreshCredentials, setUpCredentials, stagingPath } from "./credentials.js";
 import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
 import { DockerGuestExec } from "./docker-exec.js";
+import { verifyLocalDirMount } from "./local-dir-mount.js";
 import { containerName, LABEL, volumeName } from "./naming.js";
 import { notOwnedError, type Owner, ownerOf, unownedHint } from "./ownership.js";
+import { waitForExec } from "./readiness.js";
 
 /**
  * The Docker column of the seed's tables: a named volume (or a bind mount of
  * --local-dir) at /workspace, a container `shed-<name>` labelled so that Docker
  * is the source of truth, credentials bind-mounted at creation (directly, or
- * read-only at a staging path for a copy owned by user shed).
+ * read-only at a staging path for a copy owned by user shed, credentials.ts).
+ * Bind mounts persist, so start re-mounts nothing; there is no agent to drain.
  *
  * Every object it makes carries this server's id, and it acts only on objects
  * that are this server's (ownership.ts): by the id it inspected, never by a
@@ -41,15 +55,19 @@ export class DockerBackend implements Backend {
     }
   }
 
+  async checkCreate(_spec: CreateSpec): Promise<void> {
+    // Everything Docker cannot do is found when the container is made (an image that is not there, say).
+  }
+
   async prepareStorage(spec: CreateSpec): Promise<StorageResult> {
-    if (spec.localDir) return { created: false, reused: false };
+    if (spec.localDir) return { created: false, reused: false, message: `bind mount of ${spec.localDir.path}` };
     const name = volumeName(spec.name);
     const existing = await this.inspectVolume(name);
     if (existing) {
       // A workspace kept by this server's `delete --keep-volume` comes back; anyone else's is refused, never reused.
       const owner = ownerOf(existing.Labels, spec.name, this.ownership);
       if (owner.kind !== "this_server") throw notOwnedError(`volume ${name}`, spec.name, owner);
-      return { created: false, reused: true };
+      return { created: false, reused: true, message: `reusing workspace volume ${name}` };
     }
     let made: Docker.VolumeInspectInfo;
     try {
@@ -67,9 +85,9 @@ export class DockerBackend implements Backend {
     if (labels[LABEL.serverId] !== this.ownership.serverId || labels[LABEL.createdAt] !== spec.createdAt) {
       const owner = ownerOf(labels, spec.name, this.ownership);
       if (owner.kind !== "this_server") throw notOwnedError(`volume ${name}`, spec.name, owner);
-      return { created: false, reused: true };
+      return { created: false, reused: true, message: `reusing workspace volume ${name}` };
     }
-    return { created: true, reused: false };
+    return { created: true, reused: false, message: "workspace volume created" };
   }
 
   async removeStorage(name: string): Promise<void> {
@@ -83,15 +101,26 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async createAndStart(spec: CreateSpec): Promise<CreatedHandle> {
+  async boot(spec: CreateSpec): Promise<CreatedHandle> {
+    const handle = await this.createAndStart(spec);
+    try {
+      await waitForExec(this.guest(spec.name), async () => (await this.get(spec.name))?.status === "running");
+    } catch (err) {
+      await this.removeCreated(handle).catch(() => {});
+      throw err;
+    }
+    return handle;
+  }
+
+  private async createAndStart(spec: CreateSpec): Promise<CreatedHandle> {
     const mounts: Docker.MountSettings[] = [
       spec.localDir
-        ? { Type: "bind", Source: spec.localDir, Target: WORKSPACE }
+        ? { Type: "bind", Source: spec.localDir.path, Target: WORKSPACE }
         : { Type: "volume", Source: volumeName(spec.name), Target: WORKSPACE },
       // A source owned by uid 1000 is mounted at its target (live); any other is
       // mounted read-only at its staging path and copied as user shed by the
-      // credential steps (src/guest/credentials.ts).
-      ...spec.credentials.map(
+      // credential steps (credentials.ts).
+      ...planCredentials(spec.credentials, spec.localDir).map(
         (c): Docker.MountSettings =>
           c.mode === "direct"
             ? { Type: "bind", Source: c.source, Target: c.target, ReadOnly: c.readonly }
@@ -118,7 +147,7 @@ export class DockerBackend implements Backend {
       [LABEL.createdAt]: spec.createdAt,
     };
     if (spec.repoDisplay) labels[LABEL.repo] = spec.repoDisplay;
-    if (spec.localDir) labels[LABEL.localDir] = spec.localDir;
+    if (spec.localDir) labels[LABEL.localDir] = spec.localDir.path;
 
     let container: Docker.Container;
     try {
@@ -167,6 +196,34 @@ export class DockerBackend implements Backend {
     }
   }
 
+  mountLocalDir(spec: CreateSpec & { localDir: CheckedLocalDir }, warn: Warn): Promise<CellResult> {
+    return verifyLocalDirMount(this.guest(spec.name), spec, warn);
+  }
+
+  async setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult> {
+    // Direct mounts are in place since the container was made; staged ones are copied now.
+    const n = spec.credentials.length;
+    const summary = await setUpCredentials(
+      this.guest(spec.name),
+      planCredentials(spec.credentials, spec.localDir),
+      warn,
+    );
+    return { outcome: "done", message: `${n} credential${n === 1 ? "" : "s"}: ${summary}` };
+  }
+
+  async remountLocalDir(_shed: Shed): Promise<CellResult> {
+    return { outcome: "done", message: "bind mount persists across restarts" };
+  }
+
+  async refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
+    // Direct bind mounts persist; copies (source not owned by user shed, or with exclude) are made again.
+    return { outcome: "done", message: await refreshCredentials(this.guest(shed.name), credentials, warn) };
+  }
+
+  async drain(_name: string, _timeoutMs: number): Promise<CellResult> {
+    return { outcome: "skipped", reason: "no agent: commands run through docker exec" };
+  }
+
   async start(name: string): Promise<void> {
     const id = await this.ownContainerId(name);
     try {
@@ -177,17 +234,21 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async stop(name: string, timeoutMs: number): Promise<void> {
+  async stop(name: string, timeoutMs: number): Promise<CellResult> {
     const id = await this.ownContainerId(name);
     try {
       await this.docker.getContainer(id).stop({ t: Math.max(0, Math.ceil(timeoutMs / 1000)) });
     } catch (err) {
-      if (dockerStatus(err) === 304) return; // already stopped
-      throw this.mapMissing(name, err, "stop");
+      if (dockerStatus(err) !== 304) throw this.mapMissing(name, err, "stop"); // 304: already stopped
     }
+    // How it stopped, not how long it took: the step's own time is shown beside it.
+    return {
+      outcome: "done",
+      message: `stopped by SIGTERM (SIGKILL had it not exited within stop_timeout, ${timeoutMs / 1000}s)`,
+    };
   }
 
-  async remove(name: string, opts: RemoveOptions): Promise<void> {
+  async remove(name: string, opts: RemoveOptions): Promise<CellResult> {
     const info = await this.inspectContainer(name);
     let localDir = false;
     if (info) {
@@ -198,7 +259,9 @@ export class DockerBackend implements Backend {
       // By the id just inspected: a container put under this name since then is not hit.
       await this.removeCreated({ id: info.Id });
     }
-    if (!opts.keepVolume && !localDir) await this.removeStorage(name);
+    const keep = opts.keepVolume || localDir;
+    if (!keep) await this.removeStorage(name);
+    return { outcome: "done", message: keep ? "container removed; workspace kept" : "container and workspace removed" };
   }
 
   async removeLeftovers(name: string, createdAt: string): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Command } from "@commander-js/extra-typings";
-import type { ShedListResponse } from "../../core/api-types.js";
+import type { ShedListResponse } from "../../protocol/api-types.js";
 import { ShedError, toShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";

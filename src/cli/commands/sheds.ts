@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "@commander-js/extra-typings";
-import type { CreateShedRequest } from "../../core/api-types.js";
+import type { CreateShedRequest } from "../../protocol/api-types.js";
 import { parseDuration } from "../../core/duration.js";
 import { ShedError } from "../../core/errors.js";
 import type { ProgressEvent } from "../../core/events.js";

@@ -1,4 +1,4 @@
-import type { ShedListResponse } from "../../core/api-types.js";
+import type { ShedListResponse } from "../../protocol/api-types.js";
 import { ShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";

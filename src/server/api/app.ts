@@ -5,7 +5,7 @@ import {
   provisionRequestSchema,
   registerKeyRequestSchema,
   type ServerInfo,
-} from "../../core/api-types.js";
+} from "../../protocol/api-types.js";
 import { ShedError } from "../../core/errors.js";
 import { quote, shown } from "../../core/quote.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";

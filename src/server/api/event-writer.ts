@@ -1,5 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
-import { encodeFrame, type Frame } from "../../core/event-frames.js";
+import { encodeFrame, type Frame } from "../../protocol/event-frames.js";
 import type { LifecycleEvent, ProgressEvent } from "../../core/events.js";
 import { LinePrefixer } from "../../core/output-lines.js";
 

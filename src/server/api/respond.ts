@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { type ShedError, toShedError } from "../../core/errors.js";
-import { FRAMES_CONTENT_TYPE, PRINT_LINES_HEADER } from "../../core/event-frames.js";
+import { FRAMES_CONTENT_TYPE, PRINT_LINES_HEADER } from "../../protocol/event-frames.js";
 import type { LifecycleSink, ProgressEvent } from "../../core/events.js";
 import { type EventFormat, EventWriter } from "./event-writer.js";
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { durationString } from "./duration.js";
-import { BACKENDS, type Shed } from "./types.js";
+import { durationString } from "../core/duration.js";
+import { BACKENDS, type Shed } from "../core/types.js";
 
 /** Bodies of the HTTP API, validated on the server with the same schemas the CLI is typed by. */
 export const createShedRequestSchema = z

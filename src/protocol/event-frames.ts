@@ -1,4 +1,4 @@
-import type { ProgressEvent } from "./events.js";
+import type { ProgressEvent } from "../core/events.js";
 
 /**
  * A compact alternative to server-sent events for the CLI

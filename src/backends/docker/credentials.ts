@@ -1,8 +1,9 @@
 import { statSync } from "node:fs";
-import type { CredentialConfig } from "../config/server-config.js";
-import { ShedError } from "../core/errors.js";
-import { type GuestExec, runCollect } from "./exec.js";
-import { KNOWN_HOSTS } from "./known-hosts.js";
+import type { CredentialConfig } from "../../config/server-config.js";
+import type { Warn } from "../../core/events.js";
+import { commandFailure, type GuestExec, runCollect } from "../../guest/exec.js";
+import { knownHostsNote } from "../../guest/known-hosts-seed.js";
+import { DEFAULT_GUEST_UID } from "../../guest/shed-user.js";
 
 /**
  * Credentials on a bind-mount backend (Docker). A bind mount shows the host
@@ -25,10 +26,7 @@ import { KNOWN_HOSTS } from "./known-hosts.js";
  * parameters. Messages name credentials and paths, never file contents.
  */
 
-/** User shed's uid in shed-base; a --local-dir shed's user gets the directory owner's (src/guest/shed-user.ts). */
-export const DEFAULT_GUEST_UID = 1000;
 export const STAGING_DIR = "/run/shed-credentials";
-export const KNOWN_HOSTS_FILE = "/home/shed/.ssh/known_hosts";
 
 export type CredentialMode = "direct" | "copy";
 
@@ -41,30 +39,25 @@ export function stagingPath(c: { name: string }): string {
 }
 
 /**
- * Splits the configured credentials into present ones (with their mode) and
- * missing ones; `guestUid` is the uid user shed will have in the new shed.
+ * Each present credential with its mode. User shed gets a --local-dir owner's
+ * uid (root excepted, src/guest/shed-user.ts), so a source owned by that uid
+ * is mounted live; any other is staged and copied.
  */
 export function planCredentials(
-  configs: readonly CredentialConfig[],
-  guestUid: number,
-): {
-  present: PlannedCredential[];
-  missing: CredentialConfig[];
-} {
-  const present: PlannedCredential[] = [];
-  const missing: CredentialConfig[] = [];
-  for (const c of configs) {
-    let uid: number;
+  present: readonly CredentialConfig[],
+  localDir: { uid: number } | undefined,
+): PlannedCredential[] {
+  const guestUid = localDir && localDir.uid !== 0 ? localDir.uid : DEFAULT_GUEST_UID;
+  return present.map((c) => {
+    let uid = -1;
     try {
       uid = statSync(c.source).uid;
     } catch {
-      missing.push(c);
-      continue;
+      // Gone since the request was checked: staged, so the mount's failure names it.
     }
     // A mount cannot leave files out, so `exclude` always means a copy.
-    present.push({ ...c, mode: uid === guestUid && c.exclude.length === 0 ? "direct" : "copy" });
-  }
-  return { present, missing };
+    return { ...c, mode: uid === guestUid && c.exclude.length === 0 ? "direct" : "copy" };
+  });
 }
 
 /**
@@ -112,40 +105,6 @@ const FIX_PARENTS_SCRIPT = `for t in "$@"; do
 done
 exit 0`;
 
-/**
- * Adds the lines on stdin that known_hosts lacks (a credential's own file is
- * merged into, never replaced). Exit 5 when ~/.ssh or the file is a live bind
- * mount: that is the host's file, which Shed does not edit.
- */
-export const KNOWN_HOSTS_SCRIPT = `set -eu
-kh=$1
-dir=\${kh%/*}
-if awk -v a="$dir" -v b="$kh" '$5 == a || $5 == b { f = 1 } END { exit !f }' /proc/self/mountinfo; then exit 5; fi
-if [ ! -d "$dir" ]; then mkdir -m 700 -- "$dir"; chown shed:shed -- "$dir"; fi
-[ -e "$kh" ] || { : > "$kh"; chmod 644 -- "$kh"; }
-# One awk: the lines of stdin the file lacks (after a newline, if the file lacks its last one).
-new=$(awk -v f="$kh" 'BEGIN { while ((getline l < f) > 0) have[l] = 1 }
-  $0 != "" && !($0 in have) { have[$0] = 1; out = out $0 "\\n"; c++ }
-  END { printf "%d\\n%s", c, out }')
-added=\${new%%
-*}
-if [ "$added" -gt 0 ]; then
-  if [ -s "$kh" ] && [ -n "$(tail -c 1 -- "$kh")" ]; then echo >> "$kh"; fi
-  printf '%s\\n' "\${new#*
-}" >> "$kh"
-fi
-chown shed:shed -- "$kh"
-echo "$added"`;
-
-export const KNOWN_HOSTS_INPUT = `${KNOWN_HOSTS.join("\n")}\n`;
-
-export type Warn = (message: string, hint?: string) => void;
-
-function failure(what: string, stderr: string, code: number): ShedError {
-  const detail = stderr.trim().split("\n").slice(-3).join("; ").slice(0, 400);
-  return new ShedError("BACKEND_ERROR", `${what} failed: ${detail || `exit ${code}`}`);
-}
-
 /** Copies one staged credential to its target; false when nothing is staged under its name. */
 export async function copyCredential(guest: GuestExec, c: CredentialConfig): Promise<boolean> {
   const r = await runCollect(guest, {
@@ -162,31 +121,8 @@ export async function copyCredential(guest: GuestExec, c: CredentialConfig): Pro
     user: "root",
   });
   if (r.exitCode === 4) return false;
-  if (r.exitCode !== 0) throw failure(`credential ${c.name}: copy to ${c.target}`, r.stderr, r.exitCode);
+  if (r.exitCode !== 0) throw commandFailure(`credential ${c.name}: copy to ${c.target}`, r.stderr, r.exitCode);
   return true;
-}
-
-/** Seeds known_hosts; the number of lines added, or undefined when it is a live mount left alone. */
-export async function seedKnownHosts(guest: GuestExec): Promise<number | undefined> {
-  const r = await runCollect(
-    guest,
-    { argv: ["sh", "-c", KNOWN_HOSTS_SCRIPT, "shed-known-hosts", KNOWN_HOSTS_FILE], user: "root" },
-    KNOWN_HOSTS_INPUT,
-  );
-  if (r.exitCode === 5) return undefined;
-  if (r.exitCode !== 0) throw failure(`seeding ${KNOWN_HOSTS_FILE}`, r.stderr, r.exitCode);
-  return Number.parseInt(r.stdout.trim(), 10) || 0;
-}
-
-async function knownHostsNote(guest: GuestExec, warn: Warn): Promise<string> {
-  try {
-    const added = await seedKnownHosts(guest);
-    if (added === undefined) return "known_hosts is a live mount, left as is";
-    return `known_hosts: ${added} host key${added === 1 ? "" : "s"} added`;
-  } catch (err) {
-    warn((err as Error).message);
-    return "known_hosts not seeded";
-  }
 }
 
 /** Create step 4 on a bind-mount backend: copies, parent ownership, known_hosts. One failure is one warning. */
