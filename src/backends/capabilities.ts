@@ -1,18 +1,20 @@
 import type { BackendName } from "../core/types.js";
 
 /**
- * The seed's "Backend Differences at a Glance" table as data. Lifecycle code
- * asks these values instead of testing backend names.
+ * The seed's "Backend Differences at a Glance" table as data, with QEMU (the
+ * VM path that runs on any Linux) beside the seed's three. The API and the
+ * docs read it; lifecycle code never branches on it: each differing cell is a
+ * Backend method (backend.ts).
  */
 export interface BackendCapabilities {
-  credentialMechanism: "bind_mount" | "tar_over_vsock" | "virtiofs_and_tar";
+  credentialMechanism: "bind_mount" | "tar_through_agent" | "virtiofs_and_tar";
   localDir: "bind_mount" | "virtiofs" | false;
   /** Per the seed Docker has none; Shed runs it on Docker when the stop goes through Shed (issue 3). */
   shutdownHook: "native" | "through_shed";
-  credentialLiveSync: "bind_mount" | "fsnotify_vsock" | "virtiofs_and_fsnotify";
+  credentialLiveSync: "bind_mount" | "watchers_through_agent" | "virtiofs_and_watchers";
   workspacePersistence: "named_volume" | "rootfs_image";
   /** Hooks and exec travel over: */
-  execTransport: "docker_exec" | "vsock";
+  execTransport: "docker_exec" | "agent_vsock" | "agent_loopback_tcp";
 }
 
 export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
@@ -24,20 +26,30 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
     workspacePersistence: "named_volume",
     execTransport: "docker_exec",
   },
-  firecracker: {
-    credentialMechanism: "tar_over_vsock",
+  qemu: {
+    credentialMechanism: "tar_through_agent",
+    // virtiofsd needs a vhost-user socket and shared guest memory; not built yet, refused up front.
     localDir: false,
     shutdownHook: "native",
-    credentialLiveSync: "fsnotify_vsock",
+    credentialLiveSync: "watchers_through_agent",
     workspacePersistence: "rootfs_image",
-    execTransport: "vsock",
+    // A loopback-forwarded port guarded by a per-VM secret (QEMU over vhost-vsock is not built: no machine here has it).
+    execTransport: "agent_loopback_tcp",
+  },
+  firecracker: {
+    credentialMechanism: "tar_through_agent",
+    localDir: false,
+    shutdownHook: "native",
+    credentialLiveSync: "watchers_through_agent",
+    workspacePersistence: "rootfs_image",
+    execTransport: "agent_vsock",
   },
   vz: {
     credentialMechanism: "virtiofs_and_tar",
     localDir: "virtiofs",
     shutdownHook: "native",
-    credentialLiveSync: "virtiofs_and_fsnotify",
+    credentialLiveSync: "virtiofs_and_watchers",
     workspacePersistence: "rootfs_image",
-    execTransport: "vsock",
+    execTransport: "agent_vsock",
   },
 };

@@ -61,6 +61,18 @@ export const serverConfigSchema = z
         message: "write unix:///path/to/docker.sock (for an engine over TCP or SSH, set DOCKER_HOST instead)",
       })
       .optional(),
+    /** Where `npm run build-vm-image` puts VM images (a folder per image: rootfs, kernel, initrd). */
+    vm_images_dir: z.string().min(1).default("/var/lib/shed/vm-images"),
+    /** The image a VM shed boots when create names none (the folder `<name>-<arch>` under vm_images_dir). */
+    vm_image: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, { message: "a VM image name uses a-z, 0-9, . _ - and starts with a letter or digit" })
+      .default("shed-vm"),
+    /** A VM shed's CPUs and memory. */
+    vm_cpus: z.number().int().min(1).max(64).default(2),
+    vm_memory: sizeField(128 * 1024 ** 2).default("1GiB"),
+    /** How long a VM may take from spawn to a healthy agent (software emulation boots slowly). */
+    start_timeout: duration.default("120s"),
     /** A connection to the SSH port not authenticated within this is closed (sshd's LoginGraceTime). */
     ssh_login_grace: duration.default("30s"),
     /** An SSH client silent this long is asked to answer; after 3 unanswered in a row it is dropped. */
@@ -110,6 +122,16 @@ export interface ServerConfig {
   dockerSocket: string | undefined;
   sshLoginGraceMs: number;
   sshKeepaliveIntervalMs: number;
+  vm: VmConfig;
+}
+
+/** What the VM backends share. */
+export interface VmConfig {
+  imagesDir: string;
+  image: string;
+  cpus: number;
+  memoryBytes: number;
+  startTimeoutMs: number;
 }
 
 export function defaultDataDir(): string {
@@ -156,5 +178,12 @@ export function loadServerConfig(file: string | undefined): ServerConfig {
     dockerSocket: raw.docker_host?.slice("unix://".length),
     sshLoginGraceMs: tryParseDuration(raw.ssh_login_grace) ?? 30_000,
     sshKeepaliveIntervalMs: tryParseDuration(raw.ssh_keepalive_interval) ?? 15_000,
+    vm: {
+      imagesDir: resolveUserPath(raw.vm_images_dir, base),
+      image: raw.vm_image,
+      cpus: raw.vm_cpus,
+      memoryBytes: tryParseSize(raw.vm_memory) ?? 1024 ** 3,
+      startTimeoutMs: tryParseDuration(raw.start_timeout) ?? 120_000,
+    },
   };
 }

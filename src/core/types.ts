@@ -1,6 +1,6 @@
 /** Domain types shared by server, CLI and API. */
 
-export const BACKENDS = ["docker", "firecracker", "vz"] as const;
+export const BACKENDS = ["docker", "qemu", "firecracker", "vz"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** What the backend reports; "unknown" when it cannot say (e.g. the engine is down). */
