@@ -1,0 +1,420 @@
+import type { Duplex, Readable } from "node:stream";
+import { type ErrorCode, ShedError } from "../../core/errors.js";
+import { proofFor } from "../../protocol/agent-auth.js";
+import {
+  encodeFrame,
+  encodeJsonFrame,
+  type Frame,
+  FrameError,
+  FrameParser,
+  FrameType,
+  type FrameTypeCode,
+  parseWindow,
+} from "../../protocol/agent-frames.js";
+import {
+  AGENT_CAPABILITIES,
+  AGENT_PROTOCOL,
+  AGENT_PROTOCOL_VERSIONS,
+  AgentErrorBody,
+  AgentHealth,
+  AgentHello,
+  AgentMessage,
+  DrainEnd,
+  type ExecRequest,
+  type HostHello,
+  type OpenRequest,
+  parseJsonPayload,
+  pickVersion,
+  Ready,
+  TarEnd,
+} from "../../protocol/agent-messages.js";
+import { ClientStream, creditedReadable, streamDuplex } from "./client-stream.js";
+import type { AgentDialer } from "./dialers.js";
+
+export interface AgentClientOptions {
+  dial: AgentDialer;
+  /** The per-VM secret (the exact text of the agent's --secret-file, trimmed), when the agent requires one. */
+  secret?: Buffer | string;
+  /** Names the agent in errors, e.g. "the agent of shed foo". */
+  where?: string;
+  /** How long connect() waits for the agent's hello and ready (default 10 s). */
+  handshakeTimeoutMs?: number;
+}
+
+export type AgentExecSpec = Omit<ExecRequest, "kind">;
+
+/** A running exec as the protocol sees it; AgentGuestExec turns it into a GuestExec process. */
+export interface AgentExec {
+  pid: number;
+  stdout: Readable;
+  stderr: Readable;
+  /** Writes stdin (credit-limited: the callback runs once the bytes are on the wire). */
+  write(buf: Buffer, done?: (err?: Error) => void): void;
+  /** Closes stdin (EOF). */
+  closeStdin(): void;
+  resize(cols: number, rows: number): void;
+  signal(signal: NodeJS.Signals): void;
+  /** Exit code (128 + n when signal n ended it) once the process exited and all its output arrived. */
+  exited: Promise<{ exitCode: number; signal?: string }>;
+}
+
+export type AgentMessageListener = (m: AgentMessage) => void;
+
+/**
+ * The host's connection to one shed-agent: one socket, many streams. Requests
+ * made after the connection dropped fail with BACKEND_ERROR; make a new client
+ * (the agent keeps nothing per connection, beyond the work it runs).
+ */
+export class AgentClient {
+  private readonly streams = new Map<number, ClientStream>();
+  private nextId = 1;
+  private failure: ShedError | undefined;
+  readonly closed: Promise<ShedError | undefined>;
+  private resolveClosed!: (err: ShedError | undefined) => void;
+
+  private constructor(
+    private readonly socket: Duplex,
+    /** The handshake's parser, which may already hold the start of the next frame. */
+    private readonly parser: FrameParser,
+    private readonly where: string,
+    readonly protocolVersion: number,
+    readonly agentVersion: string,
+    readonly capabilities: readonly string[],
+    leftover: Frame[],
+  ) {
+    this.closed = new Promise((r) => {
+      this.resolveClosed = r;
+    });
+    socket.on("data", (chunk: Buffer) => this.onChunk(chunk));
+    socket.on("error", (err) => this.shutdown(this.lost(err.message)));
+    socket.on("close", () => this.shutdown(this.lost("the connection closed")));
+    for (const f of leftover) this.onFrame(f);
+  }
+
+  /** Dials, exchanges hellos (and the secret's proof), and resolves once the agent is ready. */
+  static async connect(opts: AgentClientOptions): Promise<AgentClient> {
+    const where = opts.where ?? "the guest agent";
+    const socket = await opts.dial();
+    const parser = new FrameParser();
+    const secret = typeof opts.secret === "string" ? Buffer.from(opts.secret, "utf8") : opts.secret;
+    return new Promise<AgentClient>((resolve, reject) => {
+      let stage: "hello" | "ready" = "hello";
+      let version = 0;
+      let hello: AgentHello | undefined;
+      const timer = setTimeout(
+        () => fail(new ShedError("TIMEOUT", `${where} did not finish the handshake in time`)),
+        opts.handshakeTimeoutMs ?? 10_000,
+      );
+      const cleanup = () => {
+        clearTimeout(timer);
+        socket.off("data", onData);
+        socket.off("error", onError);
+        socket.off("close", onClose);
+      };
+      const fail = (err: ShedError) => {
+        cleanup();
+        socket.destroy();
+        reject(err);
+      };
+      const onError = (err: Error) => fail(new ShedError("BACKEND_ERROR", `${where}: ${err.message}`, { cause: err }));
+      const onClose = () => fail(new ShedError("BACKEND_ERROR", `${where} closed the connection during the handshake`));
+      const onData = (chunk: Buffer) => {
+        let frames: Frame[];
+        try {
+          frames = parser.push(chunk);
+        } catch (err) {
+          fail(new ShedError("BACKEND_ERROR", `${where} does not speak the agent protocol: ${(err as Error).message}`));
+          return;
+        }
+        while (frames.length > 0) {
+          const f = frames.shift() as Frame;
+          if (f.type === FrameType.ERROR) return fail(agentError(where, f.payload));
+          if (stage === "hello") {
+            hello = f.type === FrameType.HELLO ? parseJsonPayload(AgentHello, f.payload) : undefined;
+            if (!hello) return fail(new ShedError("BACKEND_ERROR", `${where} sent no valid hello`));
+            const picked = pickVersion(AGENT_PROTOCOL_VERSIONS, hello.versions);
+            if (picked === undefined) {
+              return fail(
+                new ShedError(
+                  "VERSION_MISMATCH",
+                  `${where} speaks protocol versions ${hello.versions.join(", ")} only`,
+                  {
+                    hint: "rebuild the VM image (npm run build-vm-image) with this version of Shed",
+                  },
+                ),
+              );
+            }
+            if (hello.nonce && !secret) {
+              return fail(new ShedError("BACKEND_ERROR", `${where} requires the VM's secret, and none was given`));
+            }
+            version = picked;
+            const reply: HostHello = {
+              protocol: AGENT_PROTOCOL,
+              role: "host",
+              versions: [...AGENT_PROTOCOL_VERSIONS],
+              capabilities: [...AGENT_CAPABILITIES],
+              ...(hello.nonce && secret ? { proof: proofFor(secret, hello.nonce) } : {}),
+            };
+            socket.write(encodeJsonFrame(FrameType.HELLO, 0, reply));
+            stage = "ready";
+            continue;
+          }
+          const ready = f.type === FrameType.READY ? parseJsonPayload(Ready, f.payload) : undefined;
+          if (!ready || ready.version !== version)
+            return fail(new ShedError("BACKEND_ERROR", `${where} sent no valid ready`));
+          cleanup();
+          const h = hello as AgentHello;
+          // Frames after READY in this chunk are handed over with the parser (and any partial frame it holds).
+          resolve(new AgentClient(socket, parser, where, version, h.agentVersion, h.capabilities, frames));
+          return;
+        }
+      };
+      socket.on("data", onData);
+      socket.on("error", onError);
+      socket.on("close", onClose);
+      // A dialer may hand over a paused socket (the Firecracker one, after unshifting bytes).
+      socket.resume();
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  async health(): Promise<AgentHealth> {
+    const s = this.open({ kind: "health" });
+    return parseEnd(AgentHealth, await s.ended, this.where, "health");
+  }
+
+  /** Stops the agent taking new work and waits up to timeoutMs for what runs; resolves with how many still ran. */
+  async drain(timeoutMs = 5000): Promise<number> {
+    const s = this.open({ kind: "drain", timeoutMs });
+    return parseEnd(DrainEnd, await s.ended, this.where, "drain").stillRunning;
+  }
+
+  async exec(spec: AgentExecSpec): Promise<AgentExec> {
+    const s = this.open({ kind: "exec", ...spec });
+    const out = creditedReadable(s);
+    const err = creditedReadable(s);
+    s.onData = out.push;
+    s.onStderr = err.push;
+    const exited = s.ended.then(
+      (v) => {
+        out.end();
+        err.end();
+        const end = v as { exitCode?: unknown; signal?: unknown };
+        if (typeof end?.exitCode !== "number") throw badReply(this.where, "exec");
+        return { exitCode: end.exitCode, ...(typeof end.signal === "string" ? { signal: end.signal } : {}) };
+      },
+      (e: Error) => {
+        out.end();
+        err.end();
+        throw e;
+      },
+    );
+    exited.catch(() => {});
+    const accepted = (await s.accepted) as { pid?: number } | undefined;
+    return {
+      pid: typeof accepted?.pid === "number" ? accepted.pid : 0,
+      stdout: out.readable,
+      stderr: err.readable,
+      write: (buf, done) => s.write(buf, done),
+      closeStdin: () => s.eof(),
+      resize: (cols, rows) => s.control({ resize: { cols, rows } }),
+      signal: (signal) => s.control({ signal }),
+      exited,
+    };
+  }
+
+  /** Extracts a tar stream under dir in the guest, owned by user (default shed). Refuses traversal and links out. */
+  async putTar(
+    opts: { dir: string; user?: string; maxBytes?: number; maxEntries?: number },
+    tar: Readable,
+  ): Promise<{ bytes: number; entries: number }> {
+    const s = this.open({ kind: "put-tar", ...opts });
+    await s.accepted;
+    const duplex = streamDuplex(s);
+    duplex.resume();
+    tar.on("error", () => s.cancel());
+    tar.pipe(duplex);
+    try {
+      return parseEnd(TarEnd, await s.ended, this.where, "put-tar");
+    } finally {
+      tar.unpipe(duplex);
+    }
+  }
+
+  /** Streams a guest path out as a tar archive (one top entry: its basename). */
+  async getTar(opts: { path: string; maxBytes?: number }): Promise<Readable> {
+    const s = this.open({ kind: "get-tar", ...opts });
+    await s.accepted;
+    return streamDuplex(s);
+  }
+
+  /** A byte stream to 127.0.0.1:port inside the guest (SSH direct-tcpip, tunnels). */
+  async openTcp(port: number): Promise<Duplex> {
+    const s = this.open({ kind: "tcp", port });
+    await s.accepted;
+    return streamDuplex(s);
+  }
+
+  /** A byte stream to a Unix socket inside the guest (SSH agent forwarding). */
+  async relayUnix(path: string): Promise<Duplex> {
+    const s = this.open({ kind: "unix", path });
+    await s.accepted;
+    return streamDuplex(s);
+  }
+
+  /**
+   * Subscribes to the agent's messages: credential-changed for each watched
+   * guest path, and draining. Resolves once the agent watches; call the
+   * returned function to unsubscribe.
+   */
+  async onMessage(listener: AgentMessageListener, watch: string[] = []): Promise<() => void> {
+    const s = this.open({ kind: "subscribe", watch });
+    s.onMessage = listener;
+    await s.accepted;
+    return () => s.cancel();
+  }
+
+  close(): void {
+    this.shutdown(new ShedError("BACKEND_ERROR", `the connection to ${this.where} was closed by this host`));
+    this.socket.destroy();
+  }
+
+  private open(req: OpenRequest): ClientStream {
+    if (this.failure) throw this.failure;
+    const id = this.nextId;
+    this.nextId += 2;
+    const s = new ClientStream(id, (type: FrameTypeCode, payload: Buffer) =>
+      this.write(encodeFrame(type, id, payload)),
+    );
+    this.streams.set(id, s);
+    this.write(encodeJsonFrame(FrameType.OPEN, id, req));
+    return s;
+  }
+
+  private write(buf: Buffer): void {
+    if (!this.failure && !this.socket.destroyed) this.socket.write(buf);
+  }
+
+  private onChunk(chunk: Buffer): void {
+    if (this.failure) return;
+    let frames: Frame[];
+    try {
+      frames = this.parser.push(chunk);
+    } catch (err) {
+      this.protocolError((err as Error).message);
+      return;
+    }
+    for (const f of frames) {
+      if (this.failure) return;
+      try {
+        this.onFrame(f);
+      } catch (err) {
+        this.protocolError((err as Error).message);
+      }
+    }
+  }
+
+  private onFrame(f: Frame): void {
+    if (f.stream === 0) {
+      if (f.type === FrameType.ERROR) {
+        this.shutdown(agentError(this.where, f.payload));
+        this.socket.destroy();
+      } else this.protocolError(`unexpected frame type ${f.type} on stream 0`);
+      return;
+    }
+    const s = this.streams.get(f.stream);
+    if (!s) return;
+    switch (f.type) {
+      case FrameType.ACCEPT:
+        s.accept(JSON.parse(f.payload.toString("utf8")));
+        return;
+      case FrameType.DATA:
+      case FrameType.STDERR: {
+        s.receiver.received(f.payload.length);
+        const to = f.type === FrameType.DATA ? s.onData : s.onStderr;
+        if (to) to(f.payload);
+        else s.receiver.consumed(f.payload.length);
+        return;
+      }
+      case FrameType.EOF:
+        s.onEof?.();
+        return;
+      case FrameType.WINDOW:
+        s.sender.grant(parseWindow(f.payload));
+        return;
+      case FrameType.MESSAGE: {
+        const m = parseJsonPayload(AgentMessage, f.payload);
+        if (m) s.onMessage?.(m);
+        return;
+      }
+      case FrameType.END:
+        this.streams.delete(f.stream);
+        s.end(JSON.parse(f.payload.toString("utf8")));
+        return;
+      case FrameType.ERROR:
+        this.streams.delete(f.stream);
+        s.fail(agentError(this.where, f.payload));
+        return;
+      default:
+        throw new FrameError("BAD_FRAME", `unexpected frame type ${f.type} from the agent`);
+    }
+  }
+
+  private protocolError(why: string): void {
+    this.shutdown(new ShedError("BACKEND_ERROR", `${this.where} broke the agent protocol: ${why}`));
+    this.socket.destroy();
+  }
+
+  private lost(why: string): ShedError {
+    return new ShedError("BACKEND_ERROR", `lost the connection to ${this.where}: ${why}`, {
+      hint: "the VM may have stopped; `shed start` starts it again",
+    });
+  }
+
+  private shutdown(err: ShedError): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const s of this.streams.values()) s.fail(err);
+    this.streams.clear();
+    this.resolveClosed(err);
+  }
+}
+
+const CODE_MAP: Partial<Record<AgentErrorBody["code"], ErrorCode>> = {
+  VERSION_MISMATCH: "VERSION_MISMATCH",
+  TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  TAR_REFUSED: "INVALID_REQUEST",
+};
+
+function agentError(where: string, payload: Buffer): ShedError {
+  const body = parseJsonPayload(AgentErrorBody, payload);
+  if (!body) return new ShedError("BACKEND_ERROR", `${where} sent an unreadable error`);
+  const hint =
+    body.code === "AUTH_FAILED" || body.code === "AUTH_REQUIRED"
+      ? "the VM's secret on this host does not match the guest's; recreate the shed"
+      : body.code === "DRAINING"
+        ? "the shed is stopping; `shed start` it again once stopped"
+        : undefined;
+  return new ShedError(CODE_MAP[body.code] ?? "BACKEND_ERROR", `${where}: ${body.message}`, {
+    ...(hint ? { hint } : {}),
+    details: { agentCode: body.code },
+  });
+}
+
+function badReply(where: string, what: string): ShedError {
+  return new ShedError("BACKEND_ERROR", `${where} answered ${what} with an unreadable result`);
+}
+
+function parseEnd<T>(
+  schema: { safeParse(v: unknown): { success: boolean; data?: T } },
+  v: unknown,
+  where: string,
+  what: string,
+): T {
+  const r = schema.safeParse(v);
+  if (!r.success) throw badReply(where, what);
+  return r.data as T;
+}
