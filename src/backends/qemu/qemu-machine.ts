@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import { promisify } from "node:util";
 import { ShedError } from "../../core/errors.js";
 import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
@@ -33,8 +33,11 @@ export interface AgentEndpoint {
   host: "127.0.0.1";
   execPort: number;
   controlPort: number;
-  /** The per-VM secret the host proves to the agent (never logged). */
-  secret: Buffer;
+  /**
+   * The per-VM secret the host proves to the agent (never logged): the 64-hex text exactly as the
+   * guest's /run/shed-agent/secret holds it, which is what AgentClient's `secret` expects.
+   */
+  secret: string;
 }
 
 export type StopOutcome = "powerdown" | "killed" | "not-running";
@@ -136,7 +139,7 @@ export class QemuMachine {
       throw new ShedError("BACKEND_ERROR", `VM metadata of ${this.name} records no agent ports`);
     }
     const { secret } = readConfigDisk(instancePath(this.dir, "configDisk"));
-    return { host: "127.0.0.1", execPort, controlPort, secret: Buffer.from(secret, "hex") };
+    return { host: "127.0.0.1", execPort, controlPort, secret };
   }
 
   serialTail(lines = 20): string {
@@ -176,6 +179,8 @@ export class QemuMachine {
       failed: () => (isAlive(passt) ? undefined : "passt exited"),
       timeoutMs: 10_000,
     });
+    // passt and QEMU create their sockets with the umask's mode; 0600 too, not only the 0700 directory.
+    if (netUp.ok) chmodSync(netSocket, 0o600);
     if (!netUp.ok) {
       await killProcess(passt, 1_000);
       updateInstanceMeta(this.dir, (m) => ({ ...m, helpers: {} }));
@@ -211,6 +216,7 @@ export class QemuMachine {
       failed: () => (isAlive(qemu) ? undefined : "QEMU exited"),
       timeoutMs: 15_000,
     });
+    if (qmpUp.ok) chmodSync(instancePath(this.dir, "qmpSocket"), 0o600);
     if (!qmpUp.ok) {
       await this.kill();
       throw this.bootError(`QEMU did not start: ${qmpUp.reason}`, "hypervisorStderr");
