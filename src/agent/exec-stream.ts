@@ -26,12 +26,9 @@ export async function startExec(req: ExecRequest, io: AgentStreamIO, release: ()
     io.fail("NO_SUCH_USER", `no user ${userName} in the guest's /etc/passwd`);
     return { onCancel() {} };
   }
-  const cwd = req.cwd ?? user.home;
-  const isDir = await stat(cwd).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-  if (!isDir) {
+  // Without a cwd: the user's home, or / for users whose home does not exist (nobody's /nonexistent).
+  const cwd = req.cwd ?? ((await isDirectory(user.home)) ? user.home : "/");
+  if (!(await isDirectory(cwd))) {
     release();
     io.fail("NOT_FOUND", `the working directory ${cwd} does not exist in the guest`);
     return { onCancel() {} };
@@ -47,6 +44,13 @@ export async function startExec(req: ExecRequest, io: AgentStreamIO, release: ()
   };
   const argv = [...asUser(user), ...req.argv];
   return req.tty ? startPty(argv, cwd, env, req.tty, io, release) : startPipes(argv, cwd, env, req, io, release);
+}
+
+function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** setpriv's argv prefix that becomes the user: uid, gid, and the user's groups from /etc/group. */

@@ -234,6 +234,8 @@ export class AgentClient {
     const s = this.open({ kind: "put-tar", ...opts });
     await s.accepted;
     const duplex = streamDuplex(s);
+    // The agent's refusal arrives as the stream's error: `ended` below reports it.
+    duplex.on("error", () => {});
     duplex.resume();
     tar.on("error", () => s.cancel());
     tar.pipe(duplex);
