@@ -65,6 +65,8 @@ interface Stream {
   handler: StreamHandler | undefined;
   /** Frames from the host that arrived while the handler was still starting. */
   early: Frame[];
+  /** The connection went: nothing more is sent on this stream. */
+  abandon(): void;
 }
 
 export interface ConnectionOptions {
@@ -98,7 +100,8 @@ export function serveConnection(socket: Duplex, opts: ConnectionOptions): void {
     if (phase === "closed") return;
     phase = "closed";
     for (const s of streams.values()) {
-      s.sender.close();
+      // Marked ended first: a handler still starting sees it and stops its work as soon as it exists.
+      s.abandon();
       s.handler?.onCancel();
     }
     streams.clear();
@@ -329,7 +332,11 @@ export function serveConnection(socket: Duplex, opts: ConnectionOptions): void {
         finish();
       },
     };
-    return { io, sender, receiver, handler: undefined, early: [] };
+    const abandon = () => {
+      ended = true;
+      sender.close();
+    };
+    return { io, sender, receiver, handler: undefined, early: [], abandon };
   }
 }
 
