@@ -13,11 +13,22 @@ command -v git >/dev/null || need_apt+=(git)
 command -v python3 >/dev/null || need_apt+=(python3)
 # The attach tests drive `shed attach` inside a tmux on the host, which plays the user's terminal.
 command -v tmux >/dev/null || need_apt+=(tmux)
+# The VM image's build unpacks the kernel with lz4 (Debian's x86 kernels; scripts/extract-vmlinux.sh).
+command -v lz4 >/dev/null || need_apt+=(lz4)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The QEMU backend and its tests boot VMs (KVM when present, else software emulation);
+# without recommends, qemu-system-x86 does not pull in a desktop's worth of packages.
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  echo "setup: installing qemu-system-x86 qemu-utils from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends qemu-system-x86 qemu-utils >/dev/null
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -36,3 +47,6 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 bash scripts/build-image.sh
+# The VM image holds the agent from dist/agent/, so the build comes first.
+[ -f dist/agent/shed-agent.cjs ] || npm run build
+bash scripts/build-vm-image.sh
