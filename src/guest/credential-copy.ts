@@ -4,6 +4,7 @@ import { basename, dirname } from "node:path";
 import type { CredentialConfig } from "../config/server-config.js";
 import { ShedError } from "../core/errors.js";
 import type { Warn } from "../core/events.js";
+import { GUEST_USER } from "../core/types.js";
 import { commandFailure, type GuestExec } from "./exec.js";
 import { knownHostsNote } from "./known-hosts-seed.js";
 
@@ -19,40 +20,54 @@ import { knownHostsNote } from "./known-hosts-seed.js";
  * credentials and paths, never file contents.
  */
 
-/** $1 target, $2 "dir" or "file", $3 "1" for readonly, $4 the file's name in the archive. */
+/** $1 target, $2 "dir" or "file", $3 "1" for readonly, $4 the file's name in the archive, $5 the owner. */
 const UNPACK_SCRIPT = `set -eu -o pipefail
-dst=$1 kind=$2 ro=$3 member=$4
+dst=$1 kind=$2 ro=$3 member=$4 owner=$5
 mkparents() {
   [ -e "$1" ] && return 0
   mkparents "$(dirname -- "$1")"
   mkdir -- "$1"
-  chown shed:shed -- "$1"
+  chown "$owner:$owner" -- "$1"
 }
 mkparents "$(dirname -- "$dst")"
 if [ "$kind" = dir ]; then
   if [ -e "$dst" ] && [ ! -d "$dst" ]; then echo "$dst exists and is not a directory" >&2; exit 1; fi
   mkdir -p -- "$dst"
   tar -C "$dst" --no-same-owner -xpf -
-  chown -R shed:shed -- "$dst"
+  chown -R "$owner:$owner" -- "$dst"
 else
   if [ -d "$dst" ]; then echo "$dst is a directory but the source is a file" >&2; exit 1; fi
   tmp=$(mktemp -d "$(dirname -- "$dst")/.shed-credential.XXXXXX")
   trap 'rm -rf -- "$tmp"' EXIT
   tar -C "$tmp" --no-same-owner -xpf -
-  chown shed:shed -- "$tmp/$member"
+  chown "$owner:$owner" -- "$tmp/$member"
   mv -f -- "$tmp/$member" "$dst"
 fi
 if [ "$ro" = 1 ]; then chmod -R a-w -- "$dst"; fi`;
 
-/** The host tar's argv for one credential: a directory's contents, or the one file. */
-function packArgv(c: CredentialConfig, isDir: boolean): string[] {
+/**
+ * The host tar's argv for one credential: a directory's contents (members
+ * named `./rel/path`), or the one file. Live sync packs through here too, so
+ * `exclude` means the same thing in both; `members` narrows a directory to
+ * those entries (`./rel/path` each).
+ */
+export function packArgv(c: CredentialConfig, isDir: boolean, members?: readonly string[]): string[] {
   const common = ["--numeric-owner", "--owner=0", "--group=0"];
-  if (isDir) return ["-C", c.source, ...common, ...c.exclude.map((p) => `--exclude=${p}`), "-cf", "-", "."];
+  const excludes = c.exclude.map((p) => `--exclude=${p}`);
+  if (isDir && members) return ["-C", c.source, ...common, ...excludes, "--no-recursion", "-cf", "-", "--", ...members];
+  if (isDir) return ["-C", c.source, ...common, ...excludes, "-cf", "-", "."];
   return ["-C", dirname(c.source), ...common, "-cf", "-", "--", basename(c.source)];
 }
 
+export interface CopyInOptions {
+  /** Only these entries of a directory credential (`./rel/path`), for live sync; default all. */
+  members?: readonly string[];
+  /** The guest user that owns what arrives (default shed). */
+  owner?: string;
+}
+
 /** Copies one credential into the guest; throws BACKEND_ERROR naming it when either side fails. */
-export async function copyCredentialIn(guest: GuestExec, c: CredentialConfig): Promise<void> {
+export async function copyCredentialIn(guest: GuestExec, c: CredentialConfig, opts: CopyInOptions = {}): Promise<void> {
   let isDir: boolean;
   try {
     isDir = statSync(c.source).isDirectory();
@@ -73,11 +88,12 @@ export async function copyCredentialIn(guest: GuestExec, c: CredentialConfig): P
       isDir ? "dir" : "file",
       c.readonly ? "1" : "0",
       basename(c.source),
+      opts.owner ?? GUEST_USER,
     ],
     user: "root",
     stdin: true,
   });
-  const pack = spawn("tar", packArgv(c, isDir), { stdio: ["ignore", "pipe", "pipe"] });
+  const pack = spawn("tar", packArgv(c, isDir, opts.members), { stdio: ["ignore", "pipe", "pipe"] });
   const packErr: Buffer[] = [];
   const guestErr: Buffer[] = [];
   pack.stderr.on("data", (d: Buffer) => packErr.push(d));
