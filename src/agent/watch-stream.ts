@@ -1,4 +1,4 @@
-import { type FSWatcher, watch } from "node:fs";
+import { type FSWatcher, statSync, watch } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { SubscribeRequest } from "../protocol/agent-messages.js";
@@ -31,21 +31,35 @@ export function startWatch(req: SubscribeRequest, io: AgentStreamIO, state: Agen
       () => io.message({ type: "credential-changed", path, exists: false }),
     );
   };
+  const schedule = (path: string) => {
+    clearTimeout(timers.get(path));
+    timers.set(
+      path,
+      setTimeout(() => announce(path), DEBOUNCE_MS),
+    );
+  };
   for (const [dir, names] of byDir) {
     try {
       const w = watch(dir, { persistent: false }, (_event, name) => {
         if (name === null || !names.has(String(name))) return;
-        const path = `${dir === "/" ? "" : dir}/${name}`;
-        clearTimeout(timers.get(path));
-        timers.set(
-          path,
-          setTimeout(() => announce(path), DEBOUNCE_MS),
-        );
+        schedule(`${dir === "/" ? "" : dir}/${name}`);
       });
       w.on("error", () => w.close());
       watchers.push(w);
     } catch {
       // A directory that does not exist (yet) cannot be watched; its files are announced by the host's own copy.
+    }
+  }
+  // A watched directory (a directory credential) is announced as a whole when anything inside it changes:
+  // the parent's watch above sees only the directory's own entry, not edits within it.
+  for (const p of req.watch) {
+    try {
+      if (!statSync(p).isDirectory()) continue;
+      const w = watch(p, { persistent: false, recursive: true }, () => schedule(p));
+      w.on("error", () => w.close());
+      watchers.push(w);
+    } catch {
+      // Missing or not a directory: the parent's watch covers it.
     }
   }
   const stopDrain = state.onDrain(() => io.message({ type: "draining" }));
