@@ -249,22 +249,19 @@ export class AgentClient {
   /** Streams a guest path out as a tar archive (one top entry: its basename). */
   async getTar(opts: { path: string; maxBytes?: number }): Promise<Readable> {
     const s = this.open({ kind: "get-tar", ...opts });
-    await s.accepted;
-    return streamDuplex(s);
+    return acceptedDuplex(s);
   }
 
   /** A byte stream to 127.0.0.1:port inside the guest (SSH direct-tcpip, tunnels). */
   async openTcp(port: number): Promise<Duplex> {
     const s = this.open({ kind: "tcp", port });
-    await s.accepted;
-    return streamDuplex(s);
+    return acceptedDuplex(s);
   }
 
   /** A byte stream to a Unix socket inside the guest (SSH agent forwarding). */
   async relayUnix(path: string): Promise<Duplex> {
     const s = this.open({ kind: "unix", path });
-    await s.accepted;
-    return streamDuplex(s);
+    return acceptedDuplex(s);
   }
 
   /**
@@ -383,6 +380,22 @@ export class AgentClient {
     this.streams.clear();
     this.resolveClosed(err);
   }
+}
+
+/**
+ * The stream's Duplex, made before ACCEPT is awaited: the agent's first DATA
+ * can arrive in the same socket chunk as its ACCEPT, and a stream with no data
+ * callback yet drops what it gets (an await in between lost a small get-tar's
+ * whole archive).
+ */
+async function acceptedDuplex(s: ClientStream): Promise<Duplex> {
+  const duplex = streamDuplex(s);
+  // A refusal also fails `ended`, which destroys the duplex with that error: nobody else listens yet.
+  const quiet = () => {};
+  duplex.on("error", quiet);
+  await s.accepted;
+  duplex.off("error", quiet);
+  return duplex;
 }
 
 const CODE_MAP: Partial<Record<AgentErrorBody["code"], ErrorCode>> = {
