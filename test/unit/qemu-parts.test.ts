@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "../../src/backends/qemu/qemu-argv.js";
 import { checkQemuInstalled, resolveVmImage } from "../../src/backends/qemu/qemu-check.js";
-import { buildPasstArgv, GUEST_NET } from "../../src/backends/qemu/qemu-network.js";
+import { buildPastaArgv, buildSlirpNetdev, GUEST_NET, NETNS_WRAPPER } from "../../src/backends/qemu/qemu-network.js";
 import { QmpClient, QmpLineParser } from "../../src/backends/qemu/qmp.js";
 
 const dirs: string[] = [];
@@ -31,7 +31,7 @@ const baseOpts = {
   serialLog: "/d/vm/demo/serial.log",
   qmpSocket: "/d/vm/demo/qmp.sock",
   pidFile: "/d/vm/demo/hypervisor.pid",
-  netSocket: "/d/vm/demo/net.sock",
+  netdev: "user,id=net0",
   mac: "52:54:00:00:00:01",
 };
 
@@ -56,12 +56,9 @@ describe("QEMU argv", () => {
     expect(drives[0]).toMatch(/^if=none,id=root,file=\/d\/vm\/demo\/root\.qcow2,format=qcow2/);
     expect(drives[1]).toMatch(/^if=none,id=shedcfg,file=\/d\/vm\/demo\/config\.img,format=raw/);
     expect(optAfter(argv, "-device")).toContain("virtio-blk-pci,drive=shedcfg,serial=shedcfg");
-    expect(optAfter(argv, "-netdev")).toEqual([
-      "stream,id=net0,server=off,addr.type=unix,addr.path=/d/vm/demo/net.sock",
-    ]);
+    expect(optAfter(argv, "-netdev")).toEqual(["user,id=net0"]);
     expect(optAfter(argv, "-chardev")).toEqual(["file,id=serial0,path=/d/vm/demo/serial.log"]);
-    // No user-mode network anywhere: it would map 10.0.2.2 to the host's loopback.
-    expect(argv.join(" ")).not.toMatch(/-netdev user|hostfwd|-nic/);
+    expect(argv.join(" ")).not.toMatch(/-nic|-net /);
     expect(buildQemuArgv({ ...baseOpts, accel: "kvm" })).toEqual(
       expect.arrayContaining(["-accel", "kvm", "-cpu", "host"]),
     );
@@ -93,36 +90,49 @@ describe("QEMU argv", () => {
   });
 });
 
-describe("passt argv", () => {
-  it("no gateway mapping, forwards bound to 127.0.0.1 only, exits with its one client", () => {
-    const argv = buildPasstArgv({
-      socket: "/d/net.sock",
-      logFile: "/d/net.log",
-      uid: 0,
-      forwards: [
-        { hostPort: 40001, guestPort: 1024 },
-        { hostPort: 40002, guestPort: 1026 },
-      ],
-    });
+describe("guest network argv", () => {
+  const forwards = [
+    { hostPort: 40001, guestPort: 1024 },
+    { hostPort: 40002, guestPort: 1026 },
+  ];
+
+  it("slirp forwards the agent ports from the namespace's loopback only", () => {
+    expect(buildSlirpNetdev(forwards)).toBe(
+      "user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,ipv6=off," +
+        "hostfwd=tcp:127.0.0.1:40001-:1024,hostfwd=tcp:127.0.0.1:40002-:1026",
+    );
+  });
+
+  it("QEMU runs in its own user and network namespace", () => {
+    expect([...NETNS_WRAPPER]).toEqual(["unshare", "--user", "--map-root-user", "--net", "--"]);
+  });
+
+  it("pasta: no gateway mapping, nothing from the namespace to the host, host side on 127.0.0.1 only", () => {
+    const argv = buildPastaArgv({ targetPid: 1234, forwards, logFile: "/d/net.log", uid: 0 });
+    expect(argv[0]).toBe("pasta");
     expect(argv).toContain("--no-map-gw");
-    expect(argv).toContain("--one-off");
     expect(argv).toContain("--foreground");
-    expect(optAfter(argv, "--tcp-ports")).toEqual(["127.0.0.1/40001:1024", "127.0.0.1/40002:1026"]);
+    expect(optAfter(argv, "--tcp-ns")).toEqual(["none"]);
+    expect(optAfter(argv, "--udp-ns")).toEqual(["none"]);
+    expect(optAfter(argv, "--udp-ports")).toEqual(["none"]);
+    expect(optAfter(argv, "--tcp-ports")).toEqual(["127.0.0.1/40001:40001", "127.0.0.1/40002:40002"]);
     expect(optAfter(argv, "--runas")).toEqual(["0"]);
-    expect(optAfter(argv, "--gateway")).toEqual([GUEST_NET.gateway]);
-    expect(optAfter(argv, "--dns-forward")).toEqual([GUEST_NET.dns]);
+    expect(argv.at(-1)).toBe("1234");
+    expect(optAfter(buildPastaArgv({ targetPid: 1, forwards: [], logFile: "/l", uid: 1000 }), "--tcp-ports")).toEqual([
+      "none",
+    ]);
   });
 });
 
 describe("fail-fast checks", () => {
   it("missing QEMU names the packages to install", () => {
     const empty = tmp();
-    expect(() => checkQemuInstalled(empty)).toThrow(/qemu-system-x86_64, qemu-img, passt, not found/);
+    expect(() => checkQemuInstalled(empty)).toThrow(/qemu-system-x86_64, qemu-img, pasta, unshare, not found/);
     try {
       checkQemuInstalled(empty);
     } catch (err) {
       expect((err as { hint: string }).hint).toBe(
-        "install them on the server host: apt-get install qemu-system-x86 qemu-utils passt",
+        "install them on the server host: apt-get install qemu-system-x86 qemu-utils passt util-linux",
       );
       expect((err as { code: string }).code).toBe("BACKEND_NOT_ENABLED");
     }

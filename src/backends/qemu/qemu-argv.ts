@@ -61,8 +61,8 @@ export interface QemuArgvOptions {
   serialLog: string;
   qmpSocket: string;
   pidFile: string;
-  /** The passt daemon's Unix socket (the guest's only network). */
-  netSocket: string;
+  /** The -netdev value (qemu-network.ts: slirp inside QEMU's own network namespace). */
+  netdev: string;
   /** A stable MAC so the guest's eth0 looks the same on every boot. */
   mac: string;
 }
@@ -117,7 +117,7 @@ export function buildQemuArgv(o: QemuArgvOptions): string[] {
     "-device",
     "virtio-rng-pci,rng=rng0",
     "-netdev",
-    `stream,id=net0,server=off,addr.type=unix,addr.path=${optValue(o.netSocket)}`,
+    o.netdev,
     "-device",
     `virtio-net-pci,netdev=net0,mac=${o.mac}`,
     "-chardev",

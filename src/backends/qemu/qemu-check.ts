@@ -24,10 +24,12 @@ export function findOnPath(program: string, path = process.env.PATH ?? ""): stri
 const REQUIRED_PROGRAMS = [
   { program: "qemu-system-x86_64", packages: "qemu-system-x86 qemu-utils" },
   { program: "qemu-img", packages: "qemu-utils" },
-  { program: "passt", packages: "passt" },
+  // The guest's network (qemu-network.ts): pasta, and unshare for QEMU's own namespace.
+  { program: "pasta", packages: "passt" },
+  { program: "unshare", packages: "util-linux" },
 ] as const;
 
-/** Throws BACKEND_NOT_ENABLED naming the Debian packages when QEMU, qemu-img or passt is missing. */
+/** Throws BACKEND_NOT_ENABLED naming the Debian packages when QEMU, qemu-img, pasta or unshare is missing. */
 export function checkQemuInstalled(path = process.env.PATH ?? ""): void {
   const missing = REQUIRED_PROGRAMS.filter((p) => findOnPath(p.program, path) === undefined);
   if (missing.length === 0) return;
@@ -62,9 +64,13 @@ export function hostArch(): VmArch {
   return process.arch === "arm64" ? "arm64" : "x86_64";
 }
 
-/** The image directory for an arch, checked for every file QEMU needs. */
-export function resolveVmImage(imagesDir = defaultImagesDir(), arch: VmArch = hostArch()): VmImage {
-  const dir = resolve(imagesDir, `shed-vm-${arch}`);
+/** The image directory `<imageName>-<arch>` under imagesDir, checked for every file QEMU needs. */
+export function resolveVmImage(
+  imagesDir = defaultImagesDir(),
+  arch: VmArch = hostArch(),
+  imageName = "shed-vm",
+): VmImage {
+  const dir = resolve(imagesDir, `${imageName}-${arch}`);
   const files = { rootfs: "rootfs.ext4", kernel: "vmlinuz", initrd: "initrd.img", manifest: "manifest.json" };
   const missing = Object.values(files).filter((f) => !existsSync(join(dir, f)));
   if (missing.length > 0) {

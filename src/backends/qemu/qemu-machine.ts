@@ -7,10 +7,10 @@ import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from 
 import { type InstanceMeta, readInstanceMeta, updateInstanceMeta, writeInstanceMeta } from "../vm/instance-meta.js";
 import { allocateLoopbackPorts, isLoopbackPortFree, releasePending } from "../vm/ports.js";
 import { isAlive, killProcess, reattach, signalProcess, spawnDetached, waitForExit } from "../vm/process.js";
-import { canConnectUnix, isUnixSocketListening, loopbackPortSpeaks, pollUntil, tailFile } from "../vm/wait.js";
+import { canConnectUnix, isLoopbackTcpListening, loopbackPortSpeaks, pollUntil, tailFile } from "../vm/wait.js";
 import { type Accel, buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "./qemu-argv.js";
 import type { VmImage } from "./qemu-check.js";
-import { buildPasstArgv, GUEST_NET } from "./qemu-network.js";
+import { buildPastaArgv, buildSlirpNetdev, GUEST_NET, NETNS_WRAPPER } from "./qemu-network.js";
 import { QmpClient } from "./qmp.js";
 
 const execFileAsync = promisify(execFile);
@@ -27,6 +27,8 @@ export interface QemuCreateOptions {
   display?: string;
   memoryMiB?: number;
   cpus?: number;
+  /** When the shed was created (ISO 8601); defaults to now. */
+  createdAt?: string;
 }
 
 export interface AgentEndpoint {
@@ -86,7 +88,7 @@ export class QemuMachine {
         backend: "qemu",
         image: o.image.dir,
         arch: o.image.arch,
-        created_at: new Date().toISOString(),
+        created_at: o.createdAt ?? new Date().toISOString(),
         ...(o.repo !== undefined ? { repo: o.repo } : {}),
         ...(o.display !== undefined ? { display: o.display } : {}),
         server_id: o.serverId,
@@ -147,79 +149,78 @@ export class QemuMachine {
   }
 
   /**
-   * Boots the VM: passt first (QEMU 7.2's stream netdev does not reconnect, so its socket must be
-   * listening before QEMU starts), then QEMU. Returns once QMP answers; the guest is still booting
-   * (see `waitForAgent`).
+   * Boots the VM: QEMU in a network namespace of its own (qemu-network.ts), then pasta joined to
+   * that namespace for the outside and the agent forwards. Returns once QMP answers and the
+   * forwards listen; the guest is still booting (see `waitForAgent`).
    */
   async start(): Promise<void> {
     const state = await reattach(this.dir);
     if (!state) throw new ShedError("SHED_NOT_FOUND", `VM instance ${this.name} has no metadata in ${this.dir}`);
     if (state.running) return;
     const meta = await this.ensurePortsFree(state.meta);
-    for (const f of ["netSocket", "qmpSocket", "pidFile"] as const) rmSync(instancePath(this.dir, f), { force: true });
+    for (const f of ["qmpSocket", "pidFile"] as const) rmSync(instancePath(this.dir, f), { force: true });
+    const forwards = Object.entries(AGENT_GUEST_PORTS).map(([k, guestPort]) => ({
+      hostPort: meta.ports[k] ?? 0,
+      guestPort,
+    }));
 
-    const netSocket = instancePath(this.dir, "netSocket");
-    const passt = await spawnDetached({
-      argv: buildPasstArgv({
-        socket: netSocket,
-        logFile: instancePath(this.dir, "netLog"),
-        forwards: Object.entries(AGENT_GUEST_PORTS).map(([k, guestPort]) => ({
-          hostPort: meta.ports[k] ?? 0,
-          guestPort,
-        })),
-        uid: process.getuid?.() ?? 0,
-      }),
-      cwd: this.dir,
-      stdoutFile: instancePath(this.dir, "netStdout"),
-      stderrFile: instancePath(this.dir, "netStdout"),
-    });
-    updateInstanceMeta(this.dir, (m) => ({ ...m, helpers: { net: passt } }));
-    const netUp = await pollUntil({
-      ready: () => isUnixSocketListening(netSocket),
-      failed: () => (isAlive(passt) ? undefined : "passt exited"),
-      timeoutMs: 10_000,
-    });
-    // passt and QEMU create their sockets with the umask's mode; 0600 too, not only the 0700 directory.
-    if (netUp.ok) chmodSync(netSocket, 0o600);
-    if (!netUp.ok) {
-      await killProcess(passt, 1_000);
-      updateInstanceMeta(this.dir, (m) => ({ ...m, helpers: {} }));
-      throw this.bootError(`the network helper (passt) did not come up: ${netUp.reason}`, "netLog");
-    }
-
-    const m = this.meta();
-    const argv = buildQemuArgv({
+    const qemuArgv = buildQemuArgv({
       name: this.name,
       accel: this.accel,
-      memoryMiB: m.memory_mib,
-      cpus: m.cpus,
-      kernel: `${m.image}/vmlinuz`,
-      initrd: `${m.image}/initrd.img`,
-      cmdline: buildKernelCmdline({ net: GUEST_NET, agent: m.agent_transport }),
+      memoryMiB: meta.memory_mib,
+      cpus: meta.cpus,
+      kernel: `${meta.image}/vmlinuz`,
+      initrd: `${meta.image}/initrd.img`,
+      cmdline: buildKernelCmdline({ net: GUEST_NET, agent: meta.agent_transport }),
       rootDisk: instancePath(this.dir, "overlay"),
       configDisk: instancePath(this.dir, "configDisk"),
       serialLog: instancePath(this.dir, "serialLog"),
       qmpSocket: instancePath(this.dir, "qmpSocket"),
       pidFile: instancePath(this.dir, "pidFile"),
-      netSocket,
+      netdev: buildSlirpNetdev(forwards),
       mac: macForName(this.name),
     });
-    const qemu = await spawnDetached({
-      argv,
+    const spawned = await spawnDetached({
+      argv: [...NETNS_WRAPPER, ...qemuArgv],
       cwd: this.dir,
       stdoutFile: instancePath(this.dir, "hypervisorStdout"),
       stderrFile: instancePath(this.dir, "hypervisorStderr"),
     });
+    // unshare execs QEMU in place: the pid and start time are QEMU's.
+    const qemu = { ...spawned, argv0: qemuArgv[0] as string };
     updateInstanceMeta(this.dir, (x) => ({ ...x, hypervisor: qemu, last_started_at: qemu.started_at }));
     const qmpUp = await pollUntil({
       ready: () => canConnectUnix(instancePath(this.dir, "qmpSocket")),
       failed: () => (isAlive(qemu) ? undefined : "QEMU exited"),
       timeoutMs: 15_000,
     });
-    if (qmpUp.ok) chmodSync(instancePath(this.dir, "qmpSocket"), 0o600);
     if (!qmpUp.ok) {
       await this.kill();
       throw this.bootError(`QEMU did not start: ${qmpUp.reason}`, "hypervisorStderr");
+    }
+    // QEMU creates the socket with the umask's mode: 0600 as well as the 0700 directory.
+    chmodSync(instancePath(this.dir, "qmpSocket"), 0o600);
+
+    const pasta = await spawnDetached({
+      argv: buildPastaArgv({
+        targetPid: qemu.pid,
+        forwards,
+        logFile: instancePath(this.dir, "netLog"),
+        uid: process.getuid?.() ?? 0,
+      }),
+      cwd: this.dir,
+      stdoutFile: instancePath(this.dir, "netStdout"),
+      stderrFile: instancePath(this.dir, "netStdout"),
+    });
+    updateInstanceMeta(this.dir, (x) => ({ ...x, helpers: { net: pasta } }));
+    const netUp = await pollUntil({
+      ready: () => forwards.every((f) => isLoopbackTcpListening(f.hostPort)),
+      failed: () => (isAlive(pasta) ? undefined : "pasta exited"),
+      timeoutMs: 10_000,
+    });
+    if (!netUp.ok) {
+      await this.kill();
+      throw this.bootError(`the VM's network (pasta) did not come up: ${netUp.reason}`, "netStdout");
     }
   }
 
@@ -301,7 +302,7 @@ export class QemuMachine {
 
   private async settleStopped(how: "powerdown" | "killed"): Promise<void> {
     const meta = this.meta();
-    // passt --one-off exits when QEMU's connection closes; this only catches one that did not.
+    // pasta exits once QEMU's namespace is gone; this ends one that did not.
     for (const h of Object.values(meta.helpers)) await killProcess(h, 2_000);
     updateInstanceMeta(this.dir, (m) => ({
       ...m,
@@ -326,7 +327,7 @@ export class QemuMachine {
 
   private bootError(
     message: string,
-    log: "serialLog" | "netLog" | "hypervisorStderr",
+    log: "serialLog" | "netLog" | "netStdout" | "hypervisorStderr",
     code: "BACKEND_ERROR" | "TIMEOUT" = "BACKEND_ERROR",
   ): ShedError {
     const path = instancePath(this.dir, log);

@@ -1,23 +1,34 @@
 import type { GuestNet } from "./qemu-argv.js";
 
 /**
- * The guest's network: passt (Debian bookworm's, 2023-03) connected to QEMU 7.2 through
- * `-netdev stream` on a Unix socket in the instance directory.
+ * The guest's network, and why it is built this way.
  *
- * Why passt and not QEMU's built-in user network (slirp): slirp maps its gateway 10.0.2.2 to the
- * host's 127.0.0.1, so every service the host keeps on loopback (shed-server's own API, databases,
- * the Docker socket proxy...) would be open to code in the shed, and QEMU 7.2's `-netdev user`
- * has no option to turn that mapping off (`restrict=on` cuts the guest off from everything).
- * passt does the same socket-level translation without root, and `--no-map-gw` turns the
- * gateway-to-loopback mapping off: the guest reaches the outside like any host process would, and
- * the host's loopback not at all, like a Docker container. passt also does the agent port
- * forwards, bound to 127.0.0.1 only. A TAP device behind NAT would need root and iptables on the
- * host for every shed.
+ * Requirement: the shed reaches the internet (Debian's and npm's registries) but not the host's
+ * loopback services, like a Docker container. QEMU's user-mode network (slirp) maps its gateway
+ * 10.0.2.2 to the host's 127.0.0.1, and QEMU 7.2 has no option to turn that off (`restrict=on`
+ * cuts the guest off from the outside too; libslirp 4.7's disable_host_loopback is not exposed).
  *
- * The addresses are slirp's familiar ones, fixed (each guest has its own private link to its own
- * passt, so all guests may share them): the guest gets them from the kernel command line.
- * DNS goes to 10.0.2.3, which passt forwards to the host's first resolver (which may itself be on
- * loopback, e.g. systemd-resolved; only port 53 is forwarded there).
+ * Tried first: passt (Debian bookworm's, 2023-03) with --no-map-gw on `-netdev stream`. Outbound
+ * is fine, but a forwarded port into the guest never completes: passt does not ACK the guest's
+ * SYN-ACK until the host side sends data, and the agent speaks first (its hello), so every
+ * connection to the agent hangs (reproduced with a stand-in guest and with the real VM).
+ *
+ * Chosen: slirp inside a network namespace of QEMU's own, connected to the outside by pasta
+ * (passt's namespace mode, same package):
+ * - QEMU runs under `unshare --user --map-root-user --net`: its loopback is an empty namespace's.
+ *   slirp's 10.0.2.2 -> "127.0.0.1" now means that namespace's loopback, where only slirp's own
+ *   forwards listen; the host's loopback is not there.
+ * - pasta joins that namespace (by QEMU's pid) and gives it the host's outside connectivity:
+ *   --no-map-gw (the namespace's gateway is not the host's loopback either), `-T none -U none`
+ *   (no forwarding from the namespace's loopback to the host's, which pasta does by default),
+ *   `-u none`, and `-t 127.0.0.1/P:P` for each agent port: the host's 127.0.0.1:P only, spliced
+ *   to the namespace's loopback, where slirp's hostfwd carries it into the guest.
+ * - No root, no TAP device, no iptables on the host. A user namespace is needed (unprivileged
+ *   user namespaces must be enabled when shed-server does not run as root).
+ *
+ * DNS: slirp answers at 10.0.2.3 and asks the resolver in /etc/resolv.conf from inside the
+ * namespace; a resolver on the host's loopback (systemd-resolved's 127.0.0.53) is therefore not
+ * reachable from there.
  */
 export const GUEST_NET: GuestNet = {
   address: "10.0.2.15",
@@ -26,48 +37,61 @@ export const GUEST_NET: GuestNet = {
   dns: "10.0.2.3",
 };
 
-export interface PasstArgvOptions {
-  socket: string;
+export interface PortForward {
+  /** Port on the host's 127.0.0.1 (and, the same number, on the namespace's loopback). */
+  hostPort: number;
+  guestPort: number;
+}
+
+/** QEMU's -netdev value: slirp with the agent forwards, bound to the namespace's loopback. */
+export function buildSlirpNetdev(forwards: readonly PortForward[]): string {
+  const parts = ["user", "id=net0", "net=10.0.2.0/24", `host=${GUEST_NET.gateway}`, `dns=${GUEST_NET.dns}`, "ipv6=off"];
+  for (const f of forwards) parts.push(`hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`);
+  return parts.join(",");
+}
+
+/**
+ * The command QEMU runs under: a new user and network namespace (QEMU is root only inside it,
+ * mapped to the server's own user). `unshare` execs QEMU, so the spawned pid is QEMU's.
+ */
+export const NETNS_WRAPPER = ["unshare", "--user", "--map-root-user", "--net", "--"] as const;
+
+export interface PastaArgvOptions {
+  /** QEMU's pid: pasta joins its user and network namespace. */
+  targetPid: number;
+  forwards: readonly PortForward[];
   logFile: string;
-  /** Host loopback port -> guest port. */
-  forwards: ReadonlyArray<{ hostPort: number; guestPort: number }>;
   /**
-   * The user passt runs as. Run as root, passt drops to `nobody` before binding its socket, and
-   * nobody cannot enter the 0700 instance directory; so it runs as the server's own user (the
-   * same user QEMU runs as). passt still confines itself (its own namespaces, no capabilities,
-   * seccomp).
+   * The user pasta runs as. As root it would drop to `nobody`, which may not enter a namespace
+   * owned by root; the server's own user owns QEMU's namespace. pasta still confines itself
+   * (namespaces, no capabilities, seccomp).
    */
   uid: number;
 }
 
-export function buildPasstArgv(o: PasstArgvOptions): string[] {
+export function buildPastaArgv(o: PastaArgvOptions): string[] {
   const argv = [
-    "passt",
+    "pasta",
     "--foreground",
-    // One client only, and exit when it disconnects: passt never outlives its QEMU.
-    "--one-off",
+    "--quiet",
     "--runas",
     String(o.uid),
-    "--socket",
-    o.socket,
     "--log-file",
     o.logFile,
-    "--quiet",
-    "--no-map-gw",
     "--ipv4-only",
-    "--address",
-    GUEST_NET.address,
-    "--netmask",
-    GUEST_NET.netmask,
-    "--gateway",
-    GUEST_NET.gateway,
-    "--dns-forward",
-    GUEST_NET.dns,
-    "--dns",
-    GUEST_NET.dns,
-    "--no-dhcp-search",
+    "--config-net",
+    "--no-map-gw",
+    // Nothing from the namespace's loopback to the host's (pasta's default is every bound port).
+    "--tcp-ns",
+    "none",
+    "--udp-ns",
+    "none",
+    "--udp-ports",
+    "none",
   ];
-  // 127.0.0.1/ binds the forward to loopback only: other hosts never see the agent port.
-  for (const f of o.forwards) argv.push("--tcp-ports", `127.0.0.1/${f.hostPort}:${f.guestPort}`);
+  if (o.forwards.length === 0) argv.push("--tcp-ports", "none");
+  // 127.0.0.1/ binds the host side to loopback only: other hosts never see the agent port.
+  for (const f of o.forwards) argv.push("--tcp-ports", `127.0.0.1/${f.hostPort}:${f.hostPort}`);
+  argv.push(String(o.targetPid));
   return argv;
 }

@@ -15,7 +15,6 @@ export const INSTANCE_FILES = {
   overlay: "root.qcow2",
   configDisk: "config.img",
   qmpSocket: "qmp.sock",
-  netSocket: "net.sock",
   serialLog: "serial.log",
   hypervisorStdout: "hypervisor.out",
   hypervisorStderr: "hypervisor.err",
@@ -64,11 +63,11 @@ export function createInstanceDir(dataDir: string, name: string): string {
 }
 
 /**
- * QEMU and passt bind their sockets inside the instance directory; a data_dir deep enough to push
+ * QEMU binds its control socket inside the instance directory; a data_dir deep enough to push
  * those paths past the kernel's limit would fail later with a cryptic bind error, so say it here.
  */
 export function checkSocketPaths(dir: string): void {
-  for (const file of ["qmpSocket", "netSocket"] as const) {
+  for (const file of ["qmpSocket"] as const) {
     const path = instancePath(dir, file);
     if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH) {
       throw new ShedError(

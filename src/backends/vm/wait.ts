@@ -45,6 +45,22 @@ export function isUnixSocketListening(path: string): boolean {
   return false;
 }
 
+/** True when a TCP listener is bound to 127.0.0.1:port in this network namespace (read from /proc/net/tcp, no connection made). */
+export function isLoopbackTcpListening(port: number): boolean {
+  let text: string;
+  try {
+    text = readFileSync("/proc/net/tcp", "utf8");
+  } catch {
+    return false;
+  }
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  // Columns: sl local_address rem_address st ...; st 0A is LISTEN.
+  return text.split("\n").some((line) => {
+    const cols = line.trim().split(/\s+/);
+    return cols[1] === local && cols[3] === "0A";
+  });
+}
+
 /** Connects to a Unix socket, true if it accepted (for QEMU's QMP socket, which takes many clients). */
 export function canConnectUnix(path: string): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { AgentClient, tcpDialer } from "../../src/agent/client/index.js";
+import { resolveVmImage, type VmImage } from "../../src/backends/qemu/qemu-check.js";
+import { QemuMachine } from "../../src/backends/qemu/qemu-machine.js";
+import { listInstanceNames } from "../../src/backends/vm/instance-dir.js";
+
+/**
+ * Helpers for tests that boot real VMs from the built image (npm run build-vm-image; SHED_VM_IMAGES
+ * says where, as for the server). The data_dir lives directly under /tmp: the instance's sockets
+ * must fit in a Unix socket path.
+ */
+export function testImage(): VmImage {
+  return resolveVmImage();
+}
+
+export function vmDataDir(): string {
+  return mkdtempSync(join("/tmp", "shed-qm-"));
+}
+
+/** Kills every QEMU (and passt) recorded under dataDir and removes the directory. */
+export async function removeVmDataDir(dataDir: string): Promise<void> {
+  for (const name of listInstanceNames(dataDir)) {
+    try {
+      await QemuMachine.open(dataDir, name)?.remove();
+    } catch (err) {
+      console.error(`cleanup of VM ${name}: ${(err as Error).message}`);
+    }
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+export async function agentFor(m: QemuMachine): Promise<AgentClient> {
+  const ep = m.agentEndpoint();
+  return AgentClient.connect({
+    dial: tcpDialer(ep.host, ep.execPort),
+    secret: ep.secret,
+    where: `the agent of ${m.name}`,
+  });
+}
+
+/** Runs argv in the guest (as root unless told) and collects its output. */
+export async function guestRun(
+  agent: AgentClient,
+  argv: string[],
+  user = "root",
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const x = await agent.exec({ argv, user });
+  let stdout = "";
+  let stderr = "";
+  x.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  x.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const r = await x.exited;
+  return { exitCode: r.exitCode, stdout, stderr };
+}
