@@ -23,6 +23,7 @@ import {
   spawnDetached,
   waitForExit,
 } from "../../src/backends/vm/process.js";
+import { isLoopbackTcpListening, loopbackPortSpeaks, tailFile } from "../../src/backends/vm/wait.js";
 
 const dirs: string[] = [];
 function tempDataDir(): string {
@@ -267,3 +268,36 @@ async function waitForOutput(file: string, text: string): Promise<boolean> {
   }
   return false;
 }
+
+describe("readiness probes", () => {
+  it("sees a loopback listener in /proc/net/tcp, and tells a speaking server from one that only accepts", async () => {
+    const speaking = createServer((s) => s.end("hello"));
+    const silent = createServer(() => {});
+    const closing = createServer((s) => s.destroy());
+    const ports: number[] = [];
+    for (const srv of [speaking, silent, closing]) {
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      ports.push((srv.address() as { port: number }).port);
+    }
+    const [p1, p2, p3] = ports as [number, number, number];
+    try {
+      expect(isLoopbackTcpListening(p1)).toBe(true);
+      expect(await loopbackPortSpeaks(p1, 2_000)).toBe(true);
+      expect(await loopbackPortSpeaks(p2, 300)).toBe(false);
+      expect(await loopbackPortSpeaks(p3, 2_000)).toBe(false);
+    } finally {
+      for (const srv of [speaking, silent, closing]) srv.close();
+    }
+    const free = await freePortNow();
+    expect(isLoopbackTcpListening(free)).toBe(false);
+    expect(await loopbackPortSpeaks(free, 1_000)).toBe(false);
+  });
+
+  it("tails the last lines of a log, and an absent log is empty", () => {
+    const dir = createInstanceDir(tempDataDir(), "t");
+    const log = join(dir, "serial.log");
+    writeFileSync(log, `${Array.from({ length: 50 }, (_, i) => `line ${i}`).join("\r\n")}\r\n`);
+    expect(tailFile(log, 3)).toBe("line 47\nline 48\nline 49");
+    expect(tailFile(join(dir, "none.log"))).toBe("");
+  });
+});

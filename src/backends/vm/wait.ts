@@ -25,26 +25,6 @@ export function tailFile(path: string, maxLines = 20): string {
   }
 }
 
-/**
- * True when a Unix socket bound at `path` is listening (in this network namespace). Read from
- * /proc/net/unix rather than by connecting: a probe connection would count as the one client of a
- * server that accepts only one (passt --one-off).
- */
-export function isUnixSocketListening(path: string): boolean {
-  let text: string;
-  try {
-    text = readFileSync("/proc/net/unix", "utf8");
-  } catch {
-    return false;
-  }
-  for (const line of text.split("\n")) {
-    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 is __SO_ACCEPTCON (listening).
-    const cols = line.trim().split(/\s+/);
-    if (cols.length >= 8 && cols.slice(7).join(" ") === path && cols[3] === "00010000") return true;
-  }
-  return false;
-}
-
 /** True when a TCP listener is bound to 127.0.0.1:port in this network namespace (read from /proc/net/tcp, no connection made). */
 export function isLoopbackTcpListening(port: number): boolean {
   let text: string;
