@@ -126,6 +126,21 @@ describe.sequential("QEMU machine (real image, TCG)", () => {
     }
   });
 
+  it("a network helper killed under a running VM is replaced by start(), and the agent answers again", async () => {
+    const m = machine();
+    const qemu = m.meta().hypervisor as ProcessRecord;
+    const pasta = m.meta().helpers.net as ProcessRecord;
+    process.kill(pasta.pid, "SIGKILL");
+    expect(await waitForExit(pasta, 5_000)).toBe(true);
+    expect(m.isRunning()).toBe(true);
+    await m.start();
+    const fresh = m.meta().helpers.net as ProcessRecord;
+    expect(fresh.pid).not.toBe(pasta.pid);
+    expect(isAlive(fresh)).toBe(true);
+    expect(m.meta().hypervisor).toEqual(qemu); // the same VM, not a new boot
+    await m.waitForAgent(30_000);
+  });
+
   it("powers down through QMP: the guest shuts down cleanly, QEMU and pasta exit", async () => {
     const m = machine();
     const qemu = m.meta().hypervisor as ProcessRecord;

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "../../src/backends/qemu/qemu-argv.js";
 import { checkQemuInstalled, resolveVmImage } from "../../src/backends/qemu/qemu-check.js";
-import { buildPastaArgv, buildSlirpNetdev, GUEST_NET, NETNS_WRAPPER } from "../../src/backends/qemu/qemu-network.js";
+import {
+  buildPastaArgv,
+  buildSlirpNetdev,
+  GUEST_NET,
+  NAMESERVER_IN_NS,
+  netnsWrapper,
+  resolvConfText,
+} from "../../src/backends/qemu/qemu-network.js";
 import { QmpClient, QmpLineParser } from "../../src/backends/qemu/qmp.js";
 
 const dirs: string[] = [];
@@ -103,8 +110,14 @@ describe("guest network argv", () => {
     );
   });
 
-  it("QEMU runs in its own user and network namespace", () => {
-    expect([...NETNS_WRAPPER]).toEqual(["unshare", "--user", "--map-root-user", "--net", "--"]);
+  it("QEMU runs in its own user, network and mount namespace, with a resolv.conf naming pasta's DNS forward", () => {
+    const w = netnsWrapper("/d/resolv.conf");
+    expect(w.slice(0, 6)).toEqual(["unshare", "--user", "--map-root-user", "--net", "--mount", "--"]);
+    // The file is a positional parameter of a fixed script, never part of it.
+    expect(w.slice(6, 8)).toEqual(["sh", "-c"]);
+    expect(w[8]).not.toContain("/d/resolv.conf");
+    expect(w.at(-1)).toBe("/d/resolv.conf");
+    expect(resolvConfText()).toBe(`nameserver ${NAMESERVER_IN_NS}\n`);
   });
 
   it("pasta: no gateway mapping, nothing from the namespace to the host, host side on 127.0.0.1 only", () => {
@@ -112,6 +125,7 @@ describe("guest network argv", () => {
     expect(argv[0]).toBe("pasta");
     expect(argv).toContain("--no-map-gw");
     expect(argv).toContain("--foreground");
+    expect(optAfter(argv, "--dns-forward")).toEqual([NAMESERVER_IN_NS]);
     expect(optAfter(argv, "--tcp-ns")).toEqual(["none"]);
     expect(optAfter(argv, "--udp-ns")).toEqual(["none"]);
     expect(optAfter(argv, "--udp-ports")).toEqual(["none"]);

@@ -1,16 +1,30 @@
 import { execFile } from "node:child_process";
 import { chmodSync, rmSync } from "node:fs";
 import { promisify } from "node:util";
+import { writeFileAtomic } from "../../core/atomic-file.js";
 import { ShedError } from "../../core/errors.js";
 import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
-import { type InstanceMeta, readInstanceMeta, updateInstanceMeta, writeInstanceMeta } from "../vm/instance-meta.js";
+import {
+  type InstanceMeta,
+  type ProcessRecord,
+  readInstanceMeta,
+  updateInstanceMeta,
+  writeInstanceMeta,
+} from "../vm/instance-meta.js";
 import { allocateLoopbackPorts, isLoopbackPortFree, releasePending } from "../vm/ports.js";
 import { isAlive, killProcess, reattach, signalProcess, spawnDetached, waitForExit } from "../vm/process.js";
 import { canConnectUnix, isLoopbackTcpListening, loopbackPortSpeaks, pollUntil, tailFile } from "../vm/wait.js";
 import { type Accel, buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "./qemu-argv.js";
 import type { VmImage } from "./qemu-check.js";
-import { buildPastaArgv, buildSlirpNetdev, GUEST_NET, NETNS_WRAPPER } from "./qemu-network.js";
+import {
+  buildPastaArgv,
+  buildSlirpNetdev,
+  GUEST_NET,
+  netnsWrapper,
+  type PortForward,
+  resolvConfText,
+} from "./qemu-network.js";
 import { QmpClient } from "./qmp.js";
 
 const execFileAsync = promisify(execFile);
@@ -156,13 +170,16 @@ export class QemuMachine {
   async start(): Promise<void> {
     const state = await reattach(this.dir);
     if (!state) throw new ShedError("SHED_NOT_FOUND", `VM instance ${this.name} has no metadata in ${this.dir}`);
-    if (state.running) return;
+    if (state.running) {
+      // Re-attached to a running QEMU whose pasta died (killed, OOM): the guest is fine but
+      // unreachable; a new pasta joins the same namespace and restores the forwards.
+      const qemu = state.meta.hypervisor;
+      if (qemu && !isAlive(state.meta.helpers.net)) await this.startNetwork(qemu, this.forwards(state.meta), false);
+      return;
+    }
     const meta = await this.ensurePortsFree(state.meta);
     for (const f of ["qmpSocket", "pidFile"] as const) rmSync(instancePath(this.dir, f), { force: true });
-    const forwards = Object.entries(AGENT_GUEST_PORTS).map(([k, guestPort]) => ({
-      hostPort: meta.ports[k] ?? 0,
-      guestPort,
-    }));
+    const forwards = this.forwards(meta);
 
     const qemuArgv = buildQemuArgv({
       name: this.name,
@@ -180,13 +197,15 @@ export class QemuMachine {
       netdev: buildSlirpNetdev(forwards),
       mac: macForName(this.name),
     });
+    const resolvConf = instancePath(this.dir, "resolvConf");
+    writeFileAtomic(resolvConf, resolvConfText(), 0o600);
     const spawned = await spawnDetached({
-      argv: [...NETNS_WRAPPER, ...qemuArgv],
+      argv: [...netnsWrapper(resolvConf), ...qemuArgv],
       cwd: this.dir,
       stdoutFile: instancePath(this.dir, "hypervisorStdout"),
       stderrFile: instancePath(this.dir, "hypervisorStderr"),
     });
-    // unshare execs QEMU in place: the pid and start time are QEMU's.
+    // unshare and the wrapper script exec QEMU in place: the pid and start time are QEMU's.
     const qemu = { ...spawned, argv0: qemuArgv[0] as string };
     updateInstanceMeta(this.dir, (x) => ({ ...x, hypervisor: qemu, last_started_at: qemu.started_at }));
     const qmpUp = await pollUntil({
@@ -201,27 +220,7 @@ export class QemuMachine {
     // QEMU creates the socket with the umask's mode: 0600 as well as the 0700 directory.
     chmodSync(instancePath(this.dir, "qmpSocket"), 0o600);
 
-    const pasta = await spawnDetached({
-      argv: buildPastaArgv({
-        targetPid: qemu.pid,
-        forwards,
-        logFile: instancePath(this.dir, "netLog"),
-        uid: process.getuid?.() ?? 0,
-      }),
-      cwd: this.dir,
-      stdoutFile: instancePath(this.dir, "netStdout"),
-      stderrFile: instancePath(this.dir, "netStdout"),
-    });
-    updateInstanceMeta(this.dir, (x) => ({ ...x, helpers: { net: pasta } }));
-    const netUp = await pollUntil({
-      ready: () => forwards.every((f) => isLoopbackTcpListening(f.hostPort)),
-      failed: () => (isAlive(pasta) ? undefined : "pasta exited"),
-      timeoutMs: 10_000,
-    });
-    if (!netUp.ok) {
-      await this.kill();
-      throw this.bootError(`the VM's network (pasta) did not come up: ${netUp.reason}`, "netStdout");
-    }
+    await this.startNetwork(qemu, forwards);
   }
 
   /**
@@ -322,6 +321,39 @@ export class QemuMachine {
       return updateInstanceMeta(this.dir, (m) => ({ ...m, ports: { ...m.ports, ...fresh } }));
     } finally {
       releasePending(fresh);
+    }
+  }
+
+  private forwards(meta: InstanceMeta): PortForward[] {
+    return Object.entries(AGENT_GUEST_PORTS).map(([k, guestPort]) => ({ hostPort: meta.ports[k] ?? 0, guestPort }));
+  }
+
+  /**
+   * pasta joined to QEMU's namespace; resolves once the host side of every forward listens. On
+   * failure a VM being booted is killed; a running one (re-attach) is left alone.
+   */
+  private async startNetwork(qemu: ProcessRecord, forwards: PortForward[], killOnFailure = true): Promise<void> {
+    const pasta = await spawnDetached({
+      argv: buildPastaArgv({
+        targetPid: qemu.pid,
+        forwards,
+        logFile: instancePath(this.dir, "netLog"),
+        uid: process.getuid?.() ?? 0,
+      }),
+      cwd: this.dir,
+      stdoutFile: instancePath(this.dir, "netStdout"),
+      stderrFile: instancePath(this.dir, "netStdout"),
+    });
+    updateInstanceMeta(this.dir, (x) => ({ ...x, helpers: { net: pasta } }));
+    const netUp = await pollUntil({
+      ready: () => forwards.every((f) => isLoopbackTcpListening(f.hostPort)),
+      failed: () => (isAlive(pasta) ? undefined : "pasta exited"),
+      timeoutMs: 10_000,
+    });
+    if (!netUp.ok) {
+      if (killOnFailure) await this.kill();
+      else await killProcess(pasta, 1_000);
+      throw this.bootError(`the VM's network (pasta) did not come up: ${netUp.reason}`, "netStdout");
     }
   }
 

@@ -26,10 +26,14 @@ import type { GuestNet } from "./qemu-argv.js";
  * - No root, no TAP device, no iptables on the host. A user namespace is needed (unprivileged
  *   user namespaces must be enabled when shed-server does not run as root).
  *
- * DNS: slirp answers at 10.0.2.3 and asks the resolver in /etc/resolv.conf from inside the
- * namespace; a resolver on the host's loopback (systemd-resolved's 127.0.0.53) is therefore not
- * reachable from there.
+ * DNS: the guest asks slirp at 10.0.2.3; slirp asks the nameserver of /etc/resolv.conf as it sees
+ * it. In QEMU's namespace a resolver on the host's loopback (systemd-resolved's 127.0.0.53) would
+ * be unreachable, so QEMU also gets a mount namespace in which /etc/resolv.conf names
+ * NAMESERVER_IN_NS, an address pasta answers with --dns-forward by asking the host's own first
+ * resolver (from the host's namespace, so a loopback one works too). Only port 53 goes there.
  */
+export const NAMESERVER_IN_NS = "169.254.1.53";
+
 export const GUEST_NET: GuestNet = {
   address: "10.0.2.15",
   gateway: "10.0.2.2",
@@ -51,10 +55,30 @@ export function buildSlirpNetdev(forwards: readonly PortForward[]): string {
 }
 
 /**
- * The command QEMU runs under: a new user and network namespace (QEMU is root only inside it,
- * mapped to the server's own user). `unshare` execs QEMU, so the spawned pid is QEMU's.
+ * The command QEMU runs under: new user, network and mount namespaces (QEMU is root only inside
+ * them, mapped to the server's own user), /etc/resolv.conf replaced there by `resolvConf` (see
+ * NAMESERVER_IN_NS), then QEMU exec'd in place, so the spawned pid is QEMU's. The script is fixed;
+ * the file and QEMU's argv are its positional parameters.
  */
-export const NETNS_WRAPPER = ["unshare", "--user", "--map-root-user", "--net", "--"] as const;
+export function netnsWrapper(resolvConf: string): string[] {
+  return [
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--net",
+    "--mount",
+    "--",
+    "sh",
+    "-c",
+    'mount --bind "$1" /etc/resolv.conf || exit 97; shift; exec "$@"',
+    "shed-qemu-netns",
+    resolvConf,
+  ];
+}
+
+export function resolvConfText(): string {
+  return `nameserver ${NAMESERVER_IN_NS}\n`;
+}
 
 export interface PastaArgvOptions {
   /** QEMU's pid: pasta joins its user and network namespace. */
@@ -81,6 +105,8 @@ export function buildPastaArgv(o: PastaArgvOptions): string[] {
     "--ipv4-only",
     "--config-net",
     "--no-map-gw",
+    "--dns-forward",
+    NAMESERVER_IN_NS,
     // Nothing from the namespace's loopback to the host's (pasta's default is every bound port).
     "--tcp-ns",
     "none",

@@ -20,6 +20,8 @@ export const INSTANCE_FILES = {
   hypervisorStderr: "hypervisor.err",
   netLog: "net.log",
   netStdout: "net.out",
+  /** The hypervisor's /etc/resolv.conf inside its own namespace (QEMU only). */
+  resolvConf: "resolv.conf",
   pidFile: "hypervisor.pid",
 } as const;
 
