@@ -78,6 +78,8 @@ export interface Backend {
   readonly name: BackendName;
   /** The seed's "Backend Differences at a Glance" row, as data for the API and docs. */
   readonly capabilities: BackendCapabilities;
+  /** The image a create that names none gets (server config: default_image, vm_image). */
+  readonly defaultImage: string;
 
   /** Before anything is made: refuses what this backend cannot do (NOT_SUPPORTED, IMAGE_NOT_FOUND) with a hint. */
   checkCreate(spec: CreateSpec): Promise<void>;

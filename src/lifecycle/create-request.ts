@@ -66,7 +66,7 @@ export async function prepareCreate(
   const missing = deps.config.credentials.filter((c) => !present.includes(c));
   const spec: CreateSpec = {
     name,
-    image: req.image ?? deps.config.defaultImage,
+    image: req.image ?? backend.defaultImage,
     credentials: present,
     env: deps.env,
     createdAt: new Date().toISOString(),

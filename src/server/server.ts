@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { Backend, Ownership } from "../backends/backend.js";
 import { DockerBackend } from "../backends/docker/docker-backend.js";
+import { QemuBackend } from "../backends/qemu/qemu-backend.js";
 import { dockerEngine } from "../backends/docker/engine.js";
 import { readEnvFile } from "../config/env-file.js";
 import type { ServerConfig } from "../config/server-config.js";
@@ -121,9 +122,10 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
 }
 
 function makeBackend(name: BackendName, ownership: Ownership, config: ServerConfig): Backend {
-  if (name === "docker") return new DockerBackend(ownership, dockerEngine(config.dockerSocket));
+  if (name === "docker") return new DockerBackend(ownership, config.defaultImage, dockerEngine(config.dockerSocket));
+  if (name === "qemu") return new QemuBackend(ownership, { dataDir: config.dataDir, vm: config.vm });
   throw new ShedError("BACKEND_NOT_ENABLED", `the ${name} backend is not available in this build`, {
-    hint: "enable only docker in enabled_backends for now",
+    hint: "enable docker or qemu in enabled_backends (Firecracker and VZ are not built yet)",
   });
 }
 

@@ -42,6 +42,7 @@ export class DockerBackend implements Backend {
 
   constructor(
     private readonly ownership: Ownership,
+    readonly defaultImage: string,
     docker?: Docker,
   ) {
     this.docker = docker ?? new Docker();

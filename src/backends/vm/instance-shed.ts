@@ -1,0 +1,22 @@
+import { type Shed, WORKSPACE } from "../../core/types.js";
+import type { InstanceMeta } from "./instance-meta.js";
+
+/** A VM instance as the API shows it; the metadata is the record, the live process says whether it runs. */
+export function instanceShed(meta: InstanceMeta, running: boolean, dir: string): Shed {
+  return {
+    name: meta.name,
+    backend: meta.backend,
+    status: running ? "running" : "stopped",
+    owner: "this_server",
+    image: meta.image,
+    created_at: meta.created_at,
+    ...(meta.display ? { repo: meta.display } : {}),
+    workspace: WORKSPACE,
+    resources: {
+      instance_dir: dir,
+      ...(running && meta.hypervisor ? { pid: String(meta.hypervisor.pid) } : {}),
+      ...Object.fromEntries(Object.entries(meta.ports).map(([k, p]) => [`agent_${k}_port`, `127.0.0.1:${p}`])),
+    },
+    warnings: [],
+  };
+}
