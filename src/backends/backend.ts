@@ -134,4 +134,9 @@ export interface Backend {
   guest(name: string): GuestExec;
   /** Checks the backend is usable (engine reachable, hypervisor installed); throws BACKEND_ERROR with a hint. */
   ping(): Promise<void>;
+  /**
+   * At server start: takes up again what the previous server left running
+   * (sheds outlive it). Returns one line per shed it could not, for the log.
+   */
+  reattach(credentials: readonly CredentialConfig[]): Promise<string[]>;
 }

@@ -64,6 +64,9 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
   const backends = new Map<BackendName, Backend>();
   for (const name of config.enabledBackends) backends.set(name, makeBackend(name, ownership, config));
   for (const backend of backends.values()) await backend.ping();
+  // Sheds outlive a server: what they need from it (a VM's live credential sync) is taken up again.
+  const reattached: string[] = [];
+  for (const backend of backends.values()) reattached.push(...(await backend.reattach(config.credentials)));
 
   const bundles = new BundleStore(config.dataDir, { maxBytes: config.maxBundleBytes, maxAgeMs: config.bundleMaxAgeMs });
   const keys = new AuthorizedKeys(config.authorizedKeysFile);
@@ -72,7 +75,7 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
   const transport = apiTransport(config);
   const service = new ShedService({ config, backends, meta, env, bundlePath: (id) => bundles.resolve(id) });
   // Operations the previous server was killed in: finished, undone or marked interrupted before any request.
-  const recovered = await service.recover();
+  const recovered = [...reattached, ...(await service.recover())];
 
   let httpPort = config.httpPort;
   let sshPort = config.sshPort;

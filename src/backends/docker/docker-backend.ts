@@ -56,6 +56,11 @@ export class DockerBackend implements Backend {
     }
   }
 
+  async reattach(): Promise<string[]> {
+    // Containers and bind mounts need nobody to hold them.
+    return [];
+  }
+
   async checkCreate(_spec: CreateSpec): Promise<void> {
     // Everything Docker cannot do is found when the container is made (an image that is not there, say).
   }

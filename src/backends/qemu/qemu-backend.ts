@@ -66,7 +66,22 @@ export class QemuBackend implements Backend {
     checkQemuInstalled();
   }
 
+  async reattach(credentials: readonly CredentialConfig[]): Promise<string[]> {
+    // QEMU and its network helper outlived the last server; the live credential sync did not.
+    const lines: string[] = [];
+    for (const shed of await this.list()) {
+      if (shed.status !== "running") continue;
+      try {
+        await this.startSync(shed.name, credentials.filter((c) => existsSync(c.source)));
+      } catch (err) {
+        lines.push(`${shed.name}: live credential sync not resumed: ${(err as Error).message}`);
+      }
+    }
+    return lines;
+  }
+
   async checkCreate(spec: CreateSpec): Promise<void> {
+    checkQemuInstalled();
     if (spec.localDir) {
       throw new ShedError("NOT_SUPPORTED", "--local-dir is not supported on the qemu backend", {
         hint: "use --repo (a local checkout is uploaded), or the docker backend for a bind mount",
@@ -234,6 +249,18 @@ export class QemuBackend implements Backend {
       outcome: "done",
       message: `${copied}; live sync of ${present.length} both ways (readonly: to the VM only)`,
     };
+  }
+
+  private async startSync(name: string, present: readonly CredentialConfig[]): Promise<void> {
+    if (present.length === 0) return;
+    await this.stopSync(name);
+    // Later failures of the sync are the server's warnings: the step that started it has ended by then.
+    const sync = await CredentialSync.start({
+      agent: await this.agents.client(name),
+      credentials: present,
+      warn: (message, hint) => console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`),
+    });
+    this.syncs.set(name, sync);
   }
 
   private async stopSync(name: string): Promise<void> {
