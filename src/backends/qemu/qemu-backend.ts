@@ -72,7 +72,10 @@ export class QemuBackend implements Backend {
     for (const shed of await this.list()) {
       if (shed.status !== "running") continue;
       try {
-        await this.startSync(shed.name, credentials.filter((c) => existsSync(c.source)));
+        await this.startSync(
+          shed.name,
+          credentials.filter((c) => existsSync(c.source)),
+        );
       } catch (err) {
         lines.push(`${shed.name}: live credential sync not resumed: ${(err as Error).message}`);
       }
@@ -258,7 +261,8 @@ export class QemuBackend implements Backend {
     const sync = await CredentialSync.start({
       agent: await this.agents.client(name),
       credentials: present,
-      warn: (message, hint) => console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`),
+      warn: (message, hint) =>
+        console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`),
     });
     this.syncs.set(name, sync);
   }
