@@ -1,7 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { Readable } from "node:stream";
 import { fromErrorBody, ShedError } from "../core/errors.js";
-import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../protocol/event-frames.js";
 import type { ProgressEvent, ProgressSink } from "../core/events.js";
 import type { Shed } from "../core/types.js";
 import {
@@ -11,6 +10,7 @@ import {
   VERSION_HEADER,
   versionMismatch,
 } from "../protocol/api-version.js";
+import { FRAMES_CONTENT_TYPE, FrameDecoder, PRINT_LINES_HEADER } from "../protocol/event-frames.js";
 import type { ServerEntry } from "./client-config.js";
 import { baseUrl, sendRequest, type Target, type TransportSecurity } from "./http-transport.js";
 import { checkEvent, checkResponse } from "./validate-response.js";

@@ -1,5 +1,5 @@
-import type { ServerInfo } from "../protocol/api-types.js";
 import { ShedError } from "../core/errors.js";
+import type { ServerInfo } from "../protocol/api-types.js";
 import { ApiClient } from "./api-client.js";
 import type { ClientConfig, ServerEntry } from "./client-config.js";
 import { isLoopbackHost } from "./http-transport.js";

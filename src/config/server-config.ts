@@ -66,7 +66,9 @@ export const serverConfigSchema = z
     /** The image a VM shed boots when create names none (the folder `<name>-<arch>` under vm_images_dir). */
     vm_image: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9._-]*$/, { message: "a VM image name uses a-z, 0-9, . _ - and starts with a letter or digit" })
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, {
+        message: "a VM image name uses a-z, 0-9, . _ - and starts with a letter or digit",
+      })
       .default("shed-vm"),
     /** A VM shed's CPUs and memory. */
     vm_cpus: z.number().int().min(1).max(64).default(2),

@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PROVISION_MAX_BYTES, parseProvision } from "../../src/config/provision-file.js";
 import { loadServerConfig } from "../../src/config/server-config.js";
-import { createShedRequestSchema } from "../../src/protocol/api-types.js";
 import { MAX_DURATION_MS, parseDuration, tryParseDuration } from "../../src/core/duration.js";
 import { ShedError } from "../../src/core/errors.js";
 import { tryParseSize } from "../../src/core/size.js";
+import { createShedRequestSchema } from "../../src/protocol/api-types.js";
 
 /** The parsing side of issue 9's bounded input: durations, sizes, provision.yaml's cap, aliases and hook paths. */
 

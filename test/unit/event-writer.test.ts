@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type Frame, FrameDecoder } from "../../src/protocol/event-frames.js";
 import type { LifecycleEvent } from "../../src/core/events.js";
+import { type Frame, FrameDecoder } from "../../src/protocol/event-frames.js";
 import { type EventFormat, EventWriter, OUTPUT_BACKLOG_LIMIT } from "../../src/server/api/event-writer.js";
 
 /** An in-memory response: what the writer wrote, and a backlog the test can set. */

@@ -1,8 +1,8 @@
 import type { Command } from "@commander-js/extra-typings";
-import type { ShedListResponse } from "../../protocol/api-types.js";
 import { ShedError, toShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
+import type { ShedListResponse } from "../../protocol/api-types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { safeText } from "../safe-text.js";
 import { captureSsh, runSsh } from "../ssh-run.js";

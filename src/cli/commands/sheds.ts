@@ -1,12 +1,12 @@
 import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "@commander-js/extra-typings";
-import type { CreateShedRequest } from "../../protocol/api-types.js";
 import { parseDuration } from "../../core/duration.js";
 import { ShedError } from "../../core/errors.js";
 import type { ProgressEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
+import type { CreateShedRequest } from "../../protocol/api-types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
 import { repoCredentialsFromEnv } from "../repo-token.js";

@@ -1,7 +1,7 @@
-import type { ShedListResponse } from "../../protocol/api-types.js";
 import { ShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
+import type { ShedListResponse } from "../../protocol/api-types.js";
 import type { CliContext } from "../context.js";
 import {
   findBlock,

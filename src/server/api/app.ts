@@ -1,14 +1,14 @@
 import { Readable } from "node:stream";
 import { Hono } from "hono";
+import { ShedError } from "../../core/errors.js";
+import { quote, shown } from "../../core/quote.js";
+import type { ShedService } from "../../lifecycle/shed-service.js";
 import {
   createShedRequestSchema,
   provisionRequestSchema,
   registerKeyRequestSchema,
   type ServerInfo,
 } from "../../protocol/api-types.js";
-import { ShedError } from "../../core/errors.js";
-import { quote, shown } from "../../core/quote.js";
-import type { ShedService } from "../../lifecycle/shed-service.js";
 import { requestGuard } from "../auth/request-guard.js";
 import { versionGuard } from "../auth/version-guard.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";

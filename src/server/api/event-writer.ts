@@ -1,7 +1,7 @@
 import { StringDecoder } from "node:string_decoder";
-import { encodeFrame, type Frame } from "../../protocol/event-frames.js";
 import type { LifecycleEvent, ProgressEvent } from "../../core/events.js";
 import { LinePrefixer } from "../../core/output-lines.js";
+import { encodeFrame, type Frame } from "../../protocol/event-frames.js";
 
 /** How a client asked for progress: server-sent events, or the CLI's frames (with lines ready to print, or not). */
 export type EventFormat = "sse" | "frames" | "lines";

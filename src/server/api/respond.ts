@@ -2,8 +2,8 @@ import type { ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { type ShedError, toShedError } from "../../core/errors.js";
-import { FRAMES_CONTENT_TYPE, PRINT_LINES_HEADER } from "../../protocol/event-frames.js";
 import type { LifecycleSink, ProgressEvent } from "../../core/events.js";
+import { FRAMES_CONTENT_TYPE, PRINT_LINES_HEADER } from "../../protocol/event-frames.js";
 import { type EventFormat, EventWriter } from "./event-writer.js";
 
 /** One place turns a ShedError into the API's error body and status. */
