@@ -52,11 +52,14 @@ export function median(xs: number[]): number {
 }
 
 /** A shed-server from dist/ on free ports, and a CLI config pointing at it. */
-export async function startBenchServer(): Promise<{ env: NodeJS.ProcessEnv; stop(): void; dir: string; pid: number }> {
+/** A packaged shed-server on free ports with a CLI config added to it; `extra` is more server config (YAML lines). */
+export async function startBenchServer(
+  extra = "",
+): Promise<{ env: NodeJS.ProcessEnv; stop(): void; dir: string; pid: number }> {
   const dir = mkdtempSync(join(tmpdir(), "shed-bench-"));
   writeFileSync(
     join(dir, "server.yaml"),
-    `name: bench\nhttp_port: 0\nssh_port: 0\ndata_dir: ${dir}/data\nstop_timeout: 4s\n`,
+    `name: bench\nhttp_port: 0\nssh_port: 0\ndata_dir: ${dir}/data\nstop_timeout: 4s\n${extra}`,
   );
   const server = spawn("node", [join(ROOT, "dist", "shed-server.mjs"), "serve", "--config", join(dir, "server.yaml")], {
     stdio: ["ignore", "pipe", "inherit"],
