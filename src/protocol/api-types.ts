@@ -52,6 +52,8 @@ export interface ServerInfo {
   enabled_backends: string[];
   default_backend: string;
   default_image: string;
+  /** Each enabled backend's row of the seed's "Backend Differences at a Glance" table (src/backends/capabilities.ts). */
+  capabilities?: Record<string, Record<string, string | false>>;
 }
 
 export interface ShedListResponse {

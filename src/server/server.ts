@@ -86,6 +86,7 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
     ssh_port: sshPort,
     ssh_host_key: hostKey.public,
     enabled_backends: [...backends.keys()],
+    capabilities: Object.fromEntries([...backends.values()].map((b) => [b.name, { ...b.capabilities }])),
     default_backend: config.defaultBackend,
     default_image: config.defaultImage,
   });

@@ -26,6 +26,10 @@ describe("GET /api/info", () => {
       default_backend: "docker",
     });
     expect(info.ssh_host_key).toMatch(/^ssh-ed25519 [A-Za-z0-9+/=]+$/);
+    // The seed's backend differences, as data, for each enabled backend.
+    expect(info.capabilities).toEqual({
+      docker: expect.objectContaining({ credentialMechanism: "bind_mount", localDir: "bind_mount" }),
+    });
   });
 });
 
