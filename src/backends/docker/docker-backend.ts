@@ -21,8 +21,9 @@ import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
 import { DockerGuestExec } from "./docker-exec.js";
 import { verifyLocalDirMount } from "./local-dir-mount.js";
 import { containerName, LABEL, volumeName } from "./naming.js";
-import { notOwnedError, type Owner, ownerOf, unownedHint } from "./ownership.js";
+import { notOwnedError, type Owner, ownerOf } from "./ownership.js";
 import { waitForExec } from "./readiness.js";
+import { visibleShed } from "./shed-view.js";
 
 /**
  * The Docker column of the seed's tables: a named volume (or a bind mount of
@@ -321,30 +322,7 @@ export class DockerBackend implements Backend {
 
   /** The shed this server may show: its own, or an unowned old one; undefined for anyone else's. */
   private visible(labels: Record<string, string>, name: string, status: ShedStatus): Shed | undefined {
-    const owner = ownerOf(labels, name, this.ownership);
-    if (owner.kind === "this_server" || owner.kind === "unowned") return this.toShed(labels, name, status, owner);
-    return undefined;
-  }
-
-  private toShed(labels: Record<string, string>, name: string, status: ShedStatus, owner: Owner): Shed {
-    const localDir = labels[LABEL.localDir];
-    return {
-      name,
-      backend: "docker",
-      status,
-      ...(owner.kind === "unowned"
-        ? { owner: "unowned" as const, owner_hint: unownedHint(name) }
-        : { owner: "this_server" as const }),
-      image: labels[LABEL.image] ?? "",
-      created_at: labels[LABEL.createdAt] ?? "",
-      ...(labels[LABEL.repo] ? { repo: labels[LABEL.repo] } : {}),
-      ...(localDir ? { local_dir: localDir } : {}),
-      workspace: WORKSPACE,
-      resources: localDir
-        ? { container: containerName(name) }
-        : { container: containerName(name), volume: volumeName(name) },
-      warnings: [],
-    };
+    return visibleShed(labels, name, status, this.ownership);
   }
 
   /** The labels that make an object this server's shed object. */
