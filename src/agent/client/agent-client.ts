@@ -1,33 +1,26 @@
 import type { Duplex, Readable } from "node:stream";
-import { type ErrorCode, ShedError } from "../../core/errors.js";
-import { proofFor } from "../../protocol/agent-auth.js";
+import { ShedError } from "../../core/errors.js";
 import {
   encodeFrame,
   encodeJsonFrame,
   type Frame,
   FrameError,
-  FrameParser,
+  type FrameParser,
   FrameType,
   type FrameTypeCode,
   parseWindow,
 } from "../../protocol/agent-frames.js";
 import {
-  AGENT_CAPABILITIES,
-  AGENT_PROTOCOL,
-  AGENT_PROTOCOL_VERSIONS,
-  AgentErrorBody,
   AgentHealth,
-  AgentHello,
   AgentMessage,
   DrainEnd,
   type ExecRequest,
-  type HostHello,
   type OpenRequest,
   parseJsonPayload,
-  pickVersion,
-  Ready,
   TarEnd,
 } from "../../protocol/agent-messages.js";
+import { agentError } from "./agent-errors.js";
+import { handshake } from "./client-handshake.js";
 import { ClientStream, creditedReadable, streamDuplex } from "./client-stream.js";
 import type { AgentDialer } from "./dialers.js";
 
@@ -93,88 +86,16 @@ export class AgentClient {
 
   /** Dials, exchanges hellos (and the secret's proof), and resolves once the agent is ready. */
   static async connect(opts: AgentClientOptions): Promise<AgentClient> {
-    const where = opts.where ?? "the guest agent";
-    const socket = await opts.dial();
-    const parser = new FrameParser();
-    const secret = typeof opts.secret === "string" ? Buffer.from(opts.secret, "utf8") : opts.secret;
-    return new Promise<AgentClient>((resolve, reject) => {
-      let stage: "hello" | "ready" = "hello";
-      let version = 0;
-      let hello: AgentHello | undefined;
-      const timer = setTimeout(
-        () => fail(new ShedError("TIMEOUT", `${where} did not finish the handshake in time`)),
-        opts.handshakeTimeoutMs ?? 10_000,
-      );
-      const cleanup = () => {
-        clearTimeout(timer);
-        socket.off("data", onData);
-        socket.off("error", onError);
-        socket.off("close", onClose);
-      };
-      const fail = (err: ShedError) => {
-        cleanup();
-        socket.destroy();
-        reject(err);
-      };
-      const onError = (err: Error) => fail(new ShedError("BACKEND_ERROR", `${where}: ${err.message}`, { cause: err }));
-      const onClose = () => fail(new ShedError("BACKEND_ERROR", `${where} closed the connection during the handshake`));
-      const onData = (chunk: Buffer) => {
-        let frames: Frame[];
-        try {
-          frames = parser.push(chunk);
-        } catch (err) {
-          fail(new ShedError("BACKEND_ERROR", `${where} does not speak the agent protocol: ${(err as Error).message}`));
-          return;
-        }
-        while (frames.length > 0) {
-          const f = frames.shift() as Frame;
-          if (f.type === FrameType.ERROR) return fail(agentError(where, f.payload));
-          if (stage === "hello") {
-            hello = f.type === FrameType.HELLO ? parseJsonPayload(AgentHello, f.payload) : undefined;
-            if (!hello) return fail(new ShedError("BACKEND_ERROR", `${where} sent no valid hello`));
-            const picked = pickVersion(AGENT_PROTOCOL_VERSIONS, hello.versions);
-            if (picked === undefined) {
-              return fail(
-                new ShedError(
-                  "VERSION_MISMATCH",
-                  `${where} speaks protocol versions ${hello.versions.join(", ")} only`,
-                  {
-                    hint: "rebuild the VM image (npm run build-vm-image) with this version of Shed",
-                  },
-                ),
-              );
-            }
-            if (hello.nonce && !secret) {
-              return fail(new ShedError("BACKEND_ERROR", `${where} requires the VM's secret, and none was given`));
-            }
-            version = picked;
-            const reply: HostHello = {
-              protocol: AGENT_PROTOCOL,
-              role: "host",
-              versions: [...AGENT_PROTOCOL_VERSIONS],
-              capabilities: [...AGENT_CAPABILITIES],
-              ...(hello.nonce && secret ? { proof: proofFor(secret, hello.nonce) } : {}),
-            };
-            socket.write(encodeJsonFrame(FrameType.HELLO, 0, reply));
-            stage = "ready";
-            continue;
-          }
-          const ready = f.type === FrameType.READY ? parseJsonPayload(Ready, f.payload) : undefined;
-          if (!ready || ready.version !== version)
-            return fail(new ShedError("BACKEND_ERROR", `${where} sent no valid ready`));
-          cleanup();
-          const h = hello as AgentHello;
-          // Frames after READY in this chunk are handed over with the parser (and any partial frame it holds).
-          resolve(new AgentClient(socket, parser, where, version, h.agentVersion, h.capabilities, frames));
-          return;
-        }
-      };
-      socket.on("data", onData);
-      socket.on("error", onError);
-      socket.on("close", onClose);
-      // A dialer may hand over a paused socket (the Firecracker one, after unshifting bytes).
-      socket.resume();
-    });
+    const h = await handshake(opts);
+    return new AgentClient(
+      h.socket,
+      h.parser,
+      h.where,
+      h.version,
+      h.hello.agentVersion,
+      h.hello.capabilities,
+      h.leftover,
+    );
   }
 
   get isClosed(): boolean {
@@ -396,27 +317,6 @@ async function acceptedDuplex(s: ClientStream): Promise<Duplex> {
   await s.accepted;
   duplex.off("error", quiet);
   return duplex;
-}
-
-const CODE_MAP: Partial<Record<AgentErrorBody["code"], ErrorCode>> = {
-  VERSION_MISMATCH: "VERSION_MISMATCH",
-  TOO_LARGE: "PAYLOAD_TOO_LARGE",
-  TAR_REFUSED: "INVALID_REQUEST",
-};
-
-function agentError(where: string, payload: Buffer): ShedError {
-  const body = parseJsonPayload(AgentErrorBody, payload);
-  if (!body) return new ShedError("BACKEND_ERROR", `${where} sent an unreadable error`);
-  const hint =
-    body.code === "AUTH_FAILED" || body.code === "AUTH_REQUIRED"
-      ? "the VM's secret on this host does not match the guest's; recreate the shed"
-      : body.code === "DRAINING"
-        ? "the shed is stopping; `shed start` it again once stopped"
-        : undefined;
-  return new ShedError(CODE_MAP[body.code] ?? "BACKEND_ERROR", `${where}: ${body.message}`, {
-    ...(hint ? { hint } : {}),
-    details: { agentCode: body.code },
-  });
 }
 
 function badReply(where: string, what: string): ShedError {
