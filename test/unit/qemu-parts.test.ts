@@ -1,8 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "../../src/backends/qemu/qemu-argv.js";
 import { checkQemuInstalled, resolveVmImage } from "../../src/backends/qemu/qemu-check.js";
 import {
@@ -14,16 +13,9 @@ import {
   resolvConfText,
 } from "../../src/backends/qemu/qemu-network.js";
 import { QmpClient, QmpLineParser } from "../../src/backends/qemu/qmp.js";
+import { tempDir } from "../helpers/cli.js";
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "shed-qemu-unit-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = (): string => tempDir("qemu-unit");
 
 const baseOpts = {
   name: "demo",

@@ -1,9 +1,8 @@
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CONFIG_DISK_SIZE, readConfigDisk, writeConfigDisk } from "../../src/backends/vm/config-disk.js";
 import { createInstanceDir, instancePath, listInstanceNames } from "../../src/backends/vm/instance-dir.js";
 import {
@@ -24,16 +23,9 @@ import {
   waitForExit,
 } from "../../src/backends/vm/process.js";
 import { isLoopbackTcpListening, loopbackPortSpeaks, tailFile } from "../../src/backends/vm/wait.js";
+import { tempDir } from "../helpers/cli.js";
 
-const dirs: string[] = [];
-function tempDataDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "shed-vm-unit-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDataDir = (): string => tempDir("vm-unit");
 
 function sampleMeta(name: string, over: Partial<InstanceMeta> = {}): InstanceMeta {
   return {

@@ -240,14 +240,7 @@ export class QemuBackend implements Backend {
     const present = credentials.filter((c) => existsSync(c.source));
     const copied = await copyCredentialsIn(this.guest(name), credentials, warn);
     if (present.length === 0) return { outcome: "done", message: copied };
-    // Later failures of the sync are the server's warnings: the step that started it has ended by then.
-    const sync = await CredentialSync.start({
-      agent: await this.agents.client(name),
-      credentials: present,
-      warn: (message, hint) =>
-        console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`),
-    });
-    this.syncs.set(name, sync);
+    await this.startSync(name, present);
     return {
       outcome: "done",
       message: `${copied}; live sync of ${present.length} both ways (readonly: to the VM only)`,
