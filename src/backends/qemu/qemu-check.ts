@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, realpathSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { ShedError } from "../../core/errors.js";
 
@@ -64,13 +64,19 @@ export function hostArch(): VmArch {
   return process.arch === "arm64" ? "arm64" : "x86_64";
 }
 
-/** The image directory `<imageName>-<arch>` under imagesDir, checked for every file QEMU needs. */
+/**
+ * The image directory `<imageName>-<arch>` under imagesDir, checked for every file QEMU needs.
+ * That name is a symlink to the current build (scripts/build-vm-image.sh), which a rebuild moves;
+ * `dir` is where it points now, the immutable build itself. An overlay made with the symlink's
+ * path as its backing file would silently read the next build's disk under its own blocks.
+ */
 export function resolveVmImage(
   imagesDir = defaultImagesDir(),
   arch: VmArch = hostArch(),
   imageName = "shed-vm",
 ): VmImage {
-  const dir = resolve(imagesDir, `${imageName}-${arch}`);
+  const named = resolve(imagesDir, `${imageName}-${arch}`);
+  const dir = existsSync(named) ? realpathSync(named) : named;
   const files = { rootfs: "rootfs.ext4", kernel: "vmlinuz", initrd: "initrd.img", manifest: "manifest.json" };
   const missing = Object.values(files).filter((f) => !existsSync(join(dir, f)));
   if (missing.length > 0) {

@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { writeFileAtomic } from "../../core/atomic-file.js";
 import { ShedError } from "../../core/errors.js";
 import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
+import { pinLegacyImage } from "../vm/image-pin.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
 import {
   type InstanceMeta,
@@ -74,7 +75,8 @@ export class QemuMachine {
 
   /**
    * Makes the instance: directory (0700), qcow2 overlay over the image's rootfs (the base is never
-   * written), config disk with a fresh secret, forwarded ports, metadata. Does not boot it. A
+   * written; `o.image` is the immutable build resolveVmImage found behind the current symlink, so the
+   * backing file and the metadata keep naming it after a rebuild), config disk with a fresh secret, forwarded ports, metadata. Does not boot it. A
    * failure removes what was made.
    */
   static async create(o: QemuCreateOptions): Promise<QemuMachine> {
@@ -177,7 +179,8 @@ export class QemuMachine {
       if (qemu && !isAlive(state.meta.helpers.net)) await this.startNetwork(qemu, this.forwards(state.meta), false);
       return;
     }
-    const meta = await this.ensurePortsFree(state.meta);
+    // A shed made before image builds names the moving symlink; pin it to its build first.
+    const meta = await this.ensurePortsFree(await pinLegacyImage(this.dir, state.meta));
     for (const f of ["qmpSocket", "pidFile"] as const) rmSync(instancePath(this.dir, f), { force: true });
     const forwards = this.forwards(meta);
 
