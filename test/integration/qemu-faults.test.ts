@@ -78,8 +78,13 @@ function vmProcesses(name?: string): string[] {
 }
 
 const instanceDir = (name: string) => join(dataDir, "vm", name);
-const hypervisorPid = (name: string): number =>
-  JSON.parse(readFileSync(join(instanceDir(name), "instance.json"), "utf8")).hypervisor.pid;
+const instanceMeta = (name: string) => JSON.parse(readFileSync(join(instanceDir(name), "instance.json"), "utf8"));
+const hypervisorPid = (name: string): number => instanceMeta(name).hypervisor.pid;
+/** QEMU's and pasta's pids as the instance records them, sorted like vmProcesses' answer. */
+const recordedPids = (name: string): string[] => {
+  const m = instanceMeta(name);
+  return [m.hypervisor.pid, m.helpers.net.pid].map(String).sort();
+};
 const record = (name: string) => join(dataDir, "sheds", `${name}.json`);
 
 async function listed(name: string): Promise<any> {
@@ -135,11 +140,13 @@ describe("the qemu backend across server crashes and processes dying", () => {
     expect(create.code, show(create)).toBe(0);
     await cliOk(user, ["exec", shared, "--", "sh", "-c", "echo kept > /workspace/state.txt"]);
     const qemu = hypervisorPid(shared);
+    const processes = recordedPids(shared);
+    expect(vmProcesses(shared).sort()).toEqual(processes);
 
     server.proc.kill("SIGKILL");
     expect(await server.exited).toEqual({ code: null, signal: "SIGKILL" });
     // QEMU and pasta live in sessions of their own: the server's death is not theirs.
-    expect(vmProcesses(shared)).toContain(String(qemu));
+    expect(vmProcesses(shared).sort()).toEqual(processes);
 
     server = await startPackaged(config);
     expect(server.stderr()).not.toContain("not resumed");
@@ -173,7 +180,7 @@ describe("the qemu backend across server crashes and processes dying", () => {
     expect(await listed(shared)).toMatchObject({ backend: "qemu", status: "stopped" });
     // Its network helper serves nothing now: reconciling ended it.
     expect(vmProcesses(shared)).toEqual([]);
-    expect(JSON.parse(readFileSync(join(instanceDir(shared), "instance.json"), "utf8"))).toMatchObject({
+    expect(instanceMeta(shared)).toMatchObject({
       hypervisor: null,
       last_stop: "died",
     });
@@ -201,8 +208,8 @@ describe("the qemu backend across server crashes and processes dying", () => {
   it("a create killed after its VM booted (step start) is undone at the next start: no process, no instance dir", async () => {
     const name = uniqueName("qf-start");
     await createKilledAt("create:start:after", name);
-    // The fault left what it should: a booted VM of a create nobody finished.
-    expect(vmProcesses(name).length).toBeGreaterThan(0);
+    // The fault left what it should: a booted VM (QEMU and pasta) of a create nobody finished.
+    expect(vmProcesses(name).sort()).toEqual(recordedPids(name));
 
     server = await startPackaged(config);
     expect(server.stderr()).toContain(
