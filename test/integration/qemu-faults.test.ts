@@ -9,7 +9,7 @@
  * one left booted by a killed create) and about ten starts of the packaged server.
  */
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -231,6 +231,18 @@ describe("the qemu backend across server crashes and processes dying", () => {
     expect(server.stderr()).toContain(
       `shed-server: recovery: create of ${name} was interrupted at step storage (shed-server stopped): what it had made is removed`,
     );
+    expect(existsSync(instanceDir(name))).toBe(false);
+    expect(existsSync(record(name))).toBe(false);
+  }, 120_000);
+
+  it("a create killed inside storage, before the instance's metadata was written, leaves no instance dir either", async () => {
+    const name = uniqueName("qf-nometa");
+    await createKilledAt("create:storage:after", name);
+    // What a kill during qemu-img leaves: the directory and its disks, no instance.json yet (written last).
+    rmSync(join(instanceDir(name), "instance.json"));
+
+    server = await startPackaged(config);
+    expect(server.stderr()).toContain(`shed-server: recovery: create of ${name} was interrupted at step storage`);
     expect(existsSync(instanceDir(name))).toBe(false);
     expect(existsSync(record(name))).toBe(false);
   }, 120_000);

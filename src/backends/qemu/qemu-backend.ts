@@ -21,7 +21,7 @@ import type {
 import { CAPABILITIES } from "../capabilities.js";
 import { AgentPool } from "../vm/agent-pool.js";
 import { CredentialSync } from "../vm/credential-sync.js";
-import { instancePath, listInstanceNames, vmRootDir } from "../vm/instance-dir.js";
+import { instanceDir, instancePath, listInstanceNames, removeInstanceDir, vmRootDir } from "../vm/instance-dir.js";
 import { instanceShed } from "../vm/instance-shed.js";
 import { checkQemuInstalled, hostArch, resolveVmImage } from "./qemu-check.js";
 import { QemuMachine } from "./qemu-machine.js";
@@ -210,8 +210,16 @@ export class QemuBackend implements Backend {
   }
 
   async removeLeftovers(name: string, createdAt: string): Promise<void> {
+    if (existsSync(instanceDir(this.opts.dataDir, name)) && !QemuMachine.open(this.opts.dataDir, name)) {
+      // Killed inside storage, before the metadata (written last) existed: no VM was ever started from
+      // it and no other create can have made it, but nothing else would find it again.
+      removeInstanceDir(this.opts.dataDir, name);
+      return;
+    }
     const machine = this.ownMachine(name);
     if (machine && machine.meta().created_at === createdAt) {
+      // Re-attach (before recovery) may have resumed a sync on this half-made VM's agent.
+      await this.stopSync(name);
       await this.agents.drop(name);
       await machine.remove();
     }
