@@ -5,8 +5,9 @@
  * started again with its workspace; `delete --keep-volume` keeping the VM's disk; a create killed
  * at `storage` or `start` undone at the next start; refusals that make nothing (--local-dir, a
  * missing image, no qemu-system-x86_64 on the server's PATH).
- * Budget: about 4 minutes on 2 cores: three VM boots (one shed shared by the first three tests,
- * one left booted by a killed create) and about ten starts of the packaged server.
+ * Budget: at most 4 minutes on 2 cores (65 to 105 s measured while a CI run shared the machine):
+ * three VM boots under TCG (one shed shared by the first three tests, one left booted by a killed
+ * create) and about twelve starts of the packaged server.
  */
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
