@@ -293,7 +293,8 @@ describe("upgrade: sheds made before server ids", () => {
     writeRecord(a, name);
     const res = await a.api("POST", "/api/sheds", { name }, { accept: "text/event-stream" });
     // Reused, and said: this server never recorded keeping it (the old version did not record that).
-    expect(res.body).toMatch(/reusing a workspace volume found on the engine/);
+    expect(res.body).toMatch(/reusing workspace volume shed-\S+-workspace \(found, not recorded as kept\)/);
+    expect(res.body).toContain("that this server has no record of keeping");
     expect((await inspect(name)).labels["dev.shed.server-id"]).toBe(serverId(a));
   });
 });

@@ -258,14 +258,20 @@ export class QemuBackend implements Backend {
   private async startSync(name: string, present: readonly CredentialConfig[]): Promise<void> {
     if (present.length === 0) return;
     await this.stopSync(name);
+    const agent = await this.agents.client(name);
     // Later failures of the sync are the server's warnings: the step that started it has ended by then.
-    const sync = await CredentialSync.start({
-      agent: await this.agents.client(name),
-      credentials: present,
-      warn: (message, hint) =>
-        console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`),
-    });
+    const warn = (message: string, hint?: string) =>
+      console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`);
+    const sync = await CredentialSync.start({ agent, credentials: present, warn });
     this.syncs.set(name, sync);
+    // The sync ends with its agent connection. While the VM still runs (the connection dropped, not a
+    // stop: stopSync takes the sync out first), it starts again on a fresh one.
+    void agent.closed.then(async () => {
+      // A second's pause, so an agent that keeps dropping connections is not redialled in a tight loop.
+      await new Promise((r) => setTimeout(r, 1000));
+      if (this.syncs.get(name) !== sync || !this.ownMachine(name)?.isRunning()) return;
+      await this.startSync(name, present).catch((err) => warn(`not restarted: ${(err as Error).message}`));
+    });
   }
 
   private async stopSync(name: string): Promise<void> {
