@@ -54,6 +54,8 @@ describe("the API token", () => {
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(
       [
+        // The backends' capability rows: what each can do, nothing about this server's secrets.
+        "capabilities",
         "default_backend",
         "default_image",
         "enabled_backends",
