@@ -59,7 +59,7 @@ export async function startBenchServer(
   const dir = mkdtempSync(join(tmpdir(), "shed-bench-"));
   writeFileSync(
     join(dir, "server.yaml"),
-    `name: bench\nhttp_port: 0\nssh_port: 0\ndata_dir: ${dir}/data\nstop_timeout: 4s\n${extra}`,
+    `name: bench\nhttp_port: 0\nssh_port: 0\ndata_dir: ${dir}/data\n${extra.includes("stop_timeout:") ? "" : "stop_timeout: 4s\n"}${extra}`,
   );
   const server = spawn("node", [join(ROOT, "dist", "shed-server.mjs"), "serve", "--config", join(dir, "server.yaml")], {
     stdio: ["ignore", "pipe", "inherit"],
