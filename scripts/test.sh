@@ -13,8 +13,10 @@ npx biome check src test bench scripts
 report=$(mktemp /tmp/shed-vitest.XXXXXX.json)
 set +e
 trap - ERR
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+# A bound on the whole run, well inside CI's 90 minutes: a run that hangs ends with a failure line, not a CI timeout.
+timeout --kill-after=30s "${SHED_TEST_TIMEOUT:-75m}" npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then echo "the test run did not finish within ${SHED_TEST_TIMEOUT:-75m}" >&2; fi
 set -e
 # A test that did not run because its file failed (a beforeAll, an import) counts as failed, never as skipped.
 node -e '
