@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes this machine ready to run Shed and its tests, idempotently: npm packages,
 # the Docker engine (Debian's docker.io, started if not running), OpenSSH client,
-# tmux, debootstrap, and the shed-base image (rebuilt only when its recipe changes).
+# tmux, debootstrap, QEMU and passt, the shed-base image (rebuilt only when its recipe
+# changes) and the VM image built from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,13 +23,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# The QEMU backend and its tests boot VMs (KVM when present, else software emulation);
-# without recommends, qemu-system-x86 does not pull in a desktop's worth of packages.
-if ! command -v qemu-system-x86_64 >/dev/null; then
-  echo "setup: installing qemu-system-x86 qemu-utils from Debian's packages"
+# The QEMU backend and its tests boot VMs (KVM when present, else software emulation), with
+# pasta (Debian's passt) as their network; without recommends, qemu-system-x86 does not pull
+# in a desktop's worth of packages.
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null || ! command -v pasta >/dev/null; then
+  echo "setup: installing qemu-system-x86 qemu-utils passt from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends qemu-system-x86 qemu-utils >/dev/null
+  apt-get install -y -qq --no-install-recommends qemu-system-x86 qemu-utils passt >/dev/null
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
