@@ -28,8 +28,8 @@ export const CAPABILITIES: Record<BackendName, BackendCapabilities> = {
   },
   qemu: {
     credentialMechanism: "tar_through_agent",
-    // virtiofsd needs a vhost-user socket and shared guest memory; not built yet, refused up front.
-    localDir: false,
+    // virtiofsd (run as root by shed-server) over a vhost-user socket and shared guest memory.
+    localDir: "virtiofs",
     shutdownHook: "native",
     credentialLiveSync: "watchers_through_agent",
     workspacePersistence: "rootfs_image",

@@ -3,7 +3,7 @@
  * packaged server and CLI: a server SIGKILLed under a running VM and the next one re-attaching
  * (list, exec, live credential sync); a QEMU killed behind Shed's back reported stopped and
  * started again with its workspace; `delete --keep-volume` keeping the VM's disk; a create killed
- * at `storage` or `start` undone at the next start; refusals that make nothing (--local-dir, a
+ * at `storage` or `start` undone at the next start; refusals that make nothing (a refused --local-dir, a
  * missing image, no qemu-system-x86_64 on the server's PATH).
  * Budget: at most 4 minutes on 2 cores (65 to 105 s measured while a CI run shared the machine):
  * three VM boots under TCG (one shed shared by the first three tests, one left booted by a killed
@@ -248,12 +248,11 @@ describe("the qemu backend across server crashes and processes dying", () => {
     expect(existsSync(record(name))).toBe(false);
   }, 120_000);
 
-  it("--local-dir on the qemu backend is refused before anything is made", async () => {
+  it("a --local-dir the rules refuse is refused on the qemu backend before anything is made", async () => {
     const name = uniqueName("qf-local");
-    const res = await user.run(["create", name, "--backend", "qemu", "--local-dir", tempDir("qfault-local")]);
+    const res = await user.run(["create", name, "--backend", "qemu", "--local-dir", "/etc"]);
     expect(res.code, show(res)).not.toBe(0);
-    expect(res.stderr).toContain("--local-dir is not supported on the qemu backend");
-    expect(res.stderr).toContain("use --repo");
+    expect(res.stderr).toContain("--local-dir /etc is refused");
     expect(existsSync(instanceDir(name))).toBe(false);
     expect(existsSync(record(name))).toBe(false);
     expect(await listed(name)).toBeUndefined();

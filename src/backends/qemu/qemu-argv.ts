@@ -65,6 +65,8 @@ export interface QemuArgvOptions {
   netdev: string;
   /** A stable MAC so the guest's eth0 looks the same on every boot. */
   mac: string;
+  /** A --local-dir: virtiofsd's vhost-user socket and the tag the guest mounts (qemu-virtiofs.ts). */
+  sharedDir?: { socket: string; tag: string };
 }
 
 /**
@@ -83,7 +85,8 @@ export function buildQemuArgv(o: QemuArgvOptions): string[] {
     "-nodefaults",
     "-no-user-config",
     "-machine",
-    "q35",
+    // vhost-user-fs needs the guest's RAM in memory virtiofsd can map: a shared memfd backend.
+    o.sharedDir ? "q35,memory-backend=mem" : "q35",
     "-accel",
     o.accel,
     "-cpu",
@@ -130,6 +133,16 @@ export function buildQemuArgv(o: QemuArgvOptions): string[] {
     "-pidfile",
     o.pidFile,
   ];
+  if (o.sharedDir) {
+    argv.push(
+      "-object",
+      `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`,
+      "-chardev",
+      `socket,id=fs0,path=${optValue(o.sharedDir.socket)}`,
+      "-device",
+      `vhost-user-fs-pci,chardev=fs0,tag=${o.sharedDir.tag}`,
+    );
+  }
   return argv;
 }
 

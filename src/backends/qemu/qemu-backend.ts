@@ -8,6 +8,7 @@ import type { Shed } from "../../core/types.js";
 import { copyCredentialsIn } from "../../guest/credential-copy.js";
 import type { GuestExec } from "../../guest/exec.js";
 import { prepareGuest } from "../../guest/install-state.js";
+import { matchOwner } from "../../guest/local-dir-owner.js";
 import type {
   Backend,
   CellResult,
@@ -24,7 +25,9 @@ import { CredentialSync } from "../vm/credential-sync.js";
 import { instanceDir, instancePath, listInstanceNames, removeInstanceDir, vmRootDir } from "../vm/instance-dir.js";
 import { instanceShed } from "../vm/instance-shed.js";
 import { checkQemuInstalled, hostArch, resolveVmImage } from "./qemu-check.js";
+import { mountWorkspace } from "./qemu-local-dir.js";
 import { QemuMachine } from "./qemu-machine.js";
+import { checkVirtiofsAvailable } from "./qemu-virtiofs.js";
 
 export interface QemuBackendOptions {
   dataDir: string;
@@ -85,11 +88,7 @@ export class QemuBackend implements Backend {
 
   async checkCreate(spec: CreateSpec): Promise<void> {
     checkQemuInstalled();
-    if (spec.localDir) {
-      throw new ShedError("NOT_SUPPORTED", "--local-dir is not supported on the qemu backend", {
-        hint: "use --repo (a local checkout is uploaded), or the docker backend for a bind mount",
-      });
-    }
+    if (spec.localDir) checkVirtiofsAvailable();
     this.image(spec.image);
   }
 
@@ -107,6 +106,9 @@ export class QemuBackend implements Backend {
       image,
       createdAt: spec.createdAt,
       ...(spec.repoDisplay ? { display: spec.repoDisplay } : {}),
+      ...(spec.localDir
+        ? { localDir: { path: spec.localDir.path, dev: spec.localDir.dev, ino: spec.localDir.ino } }
+        : {}),
       memoryMiB: Math.floor(this.opts.vm.memoryBytes / 1024 ** 2),
       cpus: this.opts.vm.cpus,
     });
@@ -139,8 +141,13 @@ export class QemuBackend implements Backend {
     }
   }
 
-  async mountLocalDir(_spec: CreateSpec & { localDir: CheckedLocalDir }): Promise<CellResult> {
-    throw new ShedError("NOT_SUPPORTED", "--local-dir is not supported on the qemu backend");
+  async mountLocalDir(spec: CreateSpec & { localDir: CheckedLocalDir }, warn: Warn): Promise<CellResult> {
+    const machine = this.mustOwn(spec.name);
+    const guest = this.guest(spec.name);
+    await mountWorkspace(guest, this.localDirOf(machine), machine.fsHelper());
+    // Credentials reach a VM as copies made for user shed (none is mounted live with the owner's uid).
+    const owner = await matchOwner(guest, spec.localDir, [], warn);
+    return { outcome: "done", message: `virtiofs share of ${spec.localDir.path}; ${owner}` };
   }
 
   async setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult> {
@@ -151,8 +158,12 @@ export class QemuBackend implements Backend {
     await this.bootAndWait(this.mustOwn(name));
   }
 
-  async remountLocalDir(_shed: Shed): Promise<CellResult> {
-    return { outcome: "skipped", reason: "the qemu backend has no --local-dir" };
+  async remountLocalDir(shed: Shed): Promise<CellResult> {
+    // A mount does not outlive the VM's reboot; user shed's uid (set at create) is on the VM's disk.
+    const machine = this.mustOwn(shed.name);
+    const dir = this.localDirOf(machine);
+    await mountWorkspace(this.guest(shed.name), dir, machine.fsHelper());
+    return { outcome: "done", message: `virtiofs share of ${dir.path} mounted again` };
   }
 
   async refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
@@ -195,7 +206,10 @@ export class QemuBackend implements Backend {
     await this.agents.drop(name);
     await machine.kill();
     let kept: string | undefined;
-    if (opts.keepVolume) {
+    // A --local-dir shed's workspace is the user's directory, which only virtiofsd (gone with QEMU by
+    // now) ever touched: the instance directory holds nothing of it, so there is no disk worth keeping.
+    const localDir = machine.meta().local_dir;
+    if (opts.keepVolume && !localDir) {
       // The workspace lives in the VM's disk: that disk is what is kept, outside the instance directory.
       const dir = join(vmRootDir(this.opts.dataDir), "kept");
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -205,7 +219,11 @@ export class QemuBackend implements Backend {
     await machine.remove();
     return {
       outcome: "done",
-      message: kept ? `VM removed; its disk (the workspace) kept as ${kept}` : "VM and its instance directory removed",
+      message: kept
+        ? `VM removed; its disk (the workspace) kept as ${kept}`
+        : localDir
+          ? `VM and its instance directory removed; ${localDir.path} left as it was`
+          : "VM and its instance directory removed",
     };
   }
 
@@ -294,6 +312,16 @@ export class QemuBackend implements Backend {
         hint: "rebuild the VM image with `npm run build-vm-image` (it needs bash, git and a user named shed)",
       });
     }
+  }
+
+  private localDirOf(machine: QemuMachine) {
+    const dir = machine.meta().local_dir;
+    if (!dir) {
+      throw new ShedError("BACKEND_ERROR", `shed ${JSON.stringify(machine.name)} was not created with --local-dir`, {
+        hint: "its VM metadata records no local dir; `shed delete` it and create it again with --local-dir",
+      });
+    }
+    return dir;
   }
 
   private image(name: string) {

@@ -7,6 +7,7 @@ import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
 import { pinLegacyImage } from "../vm/image-pin.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
 import {
+  type InstanceLocalDir,
   type InstanceMeta,
   type ProcessRecord,
   readInstanceMeta,
@@ -26,6 +27,7 @@ import {
   type PortForward,
   resolvConfText,
 } from "./qemu-network.js";
+import { startVirtiofsd, VIRTIOFS_TAG } from "./qemu-virtiofs.js";
 import { QmpClient } from "./qmp.js";
 
 const execFileAsync = promisify(execFile);
@@ -44,6 +46,8 @@ export interface QemuCreateOptions {
   cpus?: number;
   /** When the shed was created (ISO 8601); defaults to now. */
   createdAt?: string;
+  /** A --local-dir as the server checked it: shared into the VM through virtiofs on every boot. */
+  localDir?: InstanceLocalDir;
 }
 
 export interface AgentEndpoint {
@@ -107,6 +111,7 @@ export class QemuMachine {
         created_at: o.createdAt ?? new Date().toISOString(),
         ...(o.repo !== undefined ? { repo: o.repo } : {}),
         ...(o.display !== undefined ? { display: o.display } : {}),
+        ...(o.localDir ? { local_dir: o.localDir } : {}),
         server_id: o.serverId,
         agent_transport: "tcp",
         ports,
@@ -183,6 +188,21 @@ export class QemuMachine {
     const meta = await this.ensurePortsFree(await pinLegacyImage(this.dir, state.meta));
     for (const f of ["qmpSocket", "pidFile"] as const) rmSync(instancePath(this.dir, f), { force: true });
     const forwards = this.forwards(meta);
+    // A --local-dir: virtiofsd first, since QEMU connects to its socket as it starts (and fails without it).
+    const fsSocket = instancePath(this.dir, "fsSocket");
+    if (meta.local_dir) {
+      try {
+        await startVirtiofsd({
+          instanceDir: this.dir,
+          dir: meta.local_dir,
+          socket: fsSocket,
+          log: instancePath(this.dir, "fsLog"),
+        });
+      } catch (err) {
+        await this.settleStopped("killed");
+        throw err;
+      }
+    }
 
     const qemuArgv = buildQemuArgv({
       name: this.name,
@@ -199,6 +219,7 @@ export class QemuMachine {
       pidFile: instancePath(this.dir, "pidFile"),
       netdev: buildSlirpNetdev(forwards),
       mac: macForName(this.name),
+      ...(meta.local_dir ? { sharedDir: { socket: fsSocket, tag: VIRTIOFS_TAG } } : {}),
     });
     const resolvConf = instancePath(this.dir, "resolvConf");
     writeFileAtomic(resolvConf, resolvConfText(), 0o600);
@@ -286,6 +307,11 @@ export class QemuMachine {
     return outcome;
   }
 
+  /** The running virtiofsd of a --local-dir shed, if any. */
+  fsHelper(): ProcessRecord | undefined {
+    return this.meta().helpers.fs;
+  }
+
   /** Ends QEMU at once (SIGKILL) and its helpers; for failed boots and delete. */
   async kill(): Promise<void> {
     const qemu = this.meta().hypervisor;
@@ -347,7 +373,7 @@ export class QemuMachine {
       stdoutFile: instancePath(this.dir, "netStdout"),
       stderrFile: instancePath(this.dir, "netStdout"),
     });
-    updateInstanceMeta(this.dir, (x) => ({ ...x, helpers: { net: pasta } }));
+    updateInstanceMeta(this.dir, (x) => ({ ...x, helpers: { ...x.helpers, net: pasta } }));
     const netUp = await pollUntil({
       ready: () => forwards.every((f) => isLoopbackTcpListening(f.hostPort)),
       failed: () => (isAlive(pasta) ? undefined : "pasta exited"),

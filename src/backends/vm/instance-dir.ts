@@ -23,6 +23,9 @@ export const INSTANCE_FILES = {
   /** The hypervisor's /etc/resolv.conf inside its own namespace (QEMU only). */
   resolvConf: "resolv.conf",
   pidFile: "hypervisor.pid",
+  /** virtiofsd's vhost-user socket and log, for a --local-dir (QEMU only). */
+  fsSocket: "virtiofs.sock",
+  fsLog: "virtiofsd.log",
 } as const;
 
 export type InstanceFile = keyof typeof INSTANCE_FILES;
@@ -69,7 +72,7 @@ export function createInstanceDir(dataDir: string, name: string): string {
  * those paths past the kernel's limit would fail later with a cryptic bind error, so say it here.
  */
 export function checkSocketPaths(dir: string): void {
-  for (const file of ["qmpSocket"] as const) {
+  for (const file of ["qmpSocket", "fsSocket"] as const) {
     const path = instancePath(dir, file);
     if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH) {
       throw new ShedError(

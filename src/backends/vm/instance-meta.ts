@@ -32,6 +32,21 @@ export type ProcessRecord = z.infer<typeof processRecordSchema>;
 
 const portSchema = z.number().int().min(1).max(65_535);
 
+/**
+ * A --local-dir shed's directory as the server checked it at create: its real path, and its device
+ * and inode (decimal strings), so every start can tell that the path still leads to that directory.
+ * Optional: a file written before --local-dir existed on VMs has none and means "no local dir".
+ */
+const localDirSchema = z
+  .object({
+    path: z.string().startsWith("/"),
+    dev: z.string().regex(/^\d+$/),
+    ino: z.string().regex(/^\d+$/),
+  })
+  .strict();
+
+export type InstanceLocalDir = z.infer<typeof localDirSchema>;
+
 const instanceMetaV1Schema = z
   .object({
     version: z.literal(1),
@@ -43,6 +58,8 @@ const instanceMetaV1Schema = z
     created_at: z.string(),
     repo: z.string().optional(),
     display: z.string().optional(),
+    /** The --local-dir mounted at /workspace through virtiofs, re-mounted on every start. */
+    local_dir: localDirSchema.optional(),
     /** The shed-server that made the instance (data_dir/server_id). */
     server_id: z.string(),
     /** How the host reaches the agent: a loopback-forwarded TCP port (with the secret) or vsock. */
@@ -51,7 +68,7 @@ const instanceMetaV1Schema = z
     ports: z.record(z.string(), portSchema),
     /** The running hypervisor, or null when the server last saw it stopped. */
     hypervisor: processRecordSchema.nullable(),
-    /** Helper processes started with the hypervisor (the passt network daemon), by role. */
+    /** Helper processes started with the hypervisor, by role: `net` (pasta), `fs` (virtiofsd, with a --local-dir). */
     helpers: z.record(z.string(), processRecordSchema),
     memory_mib: z.number().int().positive(),
     cpus: z.number().int().positive(),

@@ -11,6 +11,7 @@ export function instanceShed(meta: InstanceMeta, running: boolean, dir: string):
     image: meta.image,
     created_at: meta.created_at,
     ...(meta.display ? { repo: meta.display } : {}),
+    ...(meta.local_dir ? { local_dir: meta.local_dir.path } : {}),
     workspace: WORKSPACE,
     resources: {
       instance_dir: dir,
