@@ -56,7 +56,7 @@ export interface InterruptedOperation {
   started_at: string;
 }
 
-/** A workspace volume kept on purpose by `delete --keep-volume` (Docker labels cannot record that later). */
+/** A workspace kept on purpose by `delete --keep-volume` (what a backend wrote on its objects cannot record that later). */
 export interface KeptWorkspace {
   kept_at: string;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient, tcpDialer } from "../../src/agent/client/index.js";
 import { resolveVmImage, type VmImage } from "../../src/backends/qemu/qemu-check.js";
@@ -56,4 +56,24 @@ export async function guestRun(
   });
   const r = await x.exited;
   return { exitCode: r.exitCode, stdout, stderr };
+}
+
+/**
+ * The live processes (zombies left out) whose command line names a path under one of `roots`:
+ * a VM's QEMU, its network helper and virtiofsd each name a file of their instance directory.
+ */
+export function processesUnder(roots: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // A zombie (its parent died, nobody reaped it yet) has exited.
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (roots.some((r) => cmd.includes(r))) out.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

@@ -18,6 +18,7 @@ import { type CliUser, cliOk, json, newCliUser, REPO_ROOT, show, tempDir } from 
 import { uniqueName } from "../helpers/names.js";
 import { type PackagedServer, serverConfig, startPackaged, stopAllPackaged } from "../helpers/packaged-server.js";
 import { waitFor } from "../helpers/provision.js";
+import { processesUnder } from "../helpers/vm.js";
 
 const IMAGES = process.env.SHED_VM_IMAGES ?? "/var/lib/shed/vm-images";
 
@@ -62,20 +63,7 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** QEMU and pasta of this file's VMs (of one shed when named): each names a file in its instance directory. */
 function vmProcesses(name?: string): string[] {
-  const roots = name ? [join(dataDir, "vm", name, "")] : dataDirs.map((d) => join(d, "vm", ""));
-  const out: string[] = [];
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      // A zombie (its parent died, nobody reaped it yet) has exited.
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (roots.some((r) => cmd.includes(r))) out.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return processesUnder(name ? [join(dataDir, "vm", name, "")] : dataDirs.map((d) => join(d, "vm", "")));
 }
 
 const instanceDir = (name: string) => join(dataDir, "vm", name);

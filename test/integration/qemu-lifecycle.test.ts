@@ -7,7 +7,7 @@
  * hook and keeps the workspace; delete leaves nothing.
  * Budget: about 6 minutes (two boots and a powerdown under TCG on two cores).
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type CliUser, cliOk, json, show, tempDir } from "../helpers/cli.js";
@@ -17,6 +17,7 @@ import { runProcess } from "../helpers/host-tmux.js";
 import { uniqueName } from "../helpers/names.js";
 import { waitFor } from "../helpers/provision.js";
 import type { TestServer } from "../helpers/server.js";
+import { processesUnder } from "../helpers/vm.js";
 
 const IMAGES = process.env.SHED_VM_IMAGES ?? "/var/lib/shed/vm-images";
 
@@ -69,16 +70,7 @@ const REPO = {
 
 /** QEMU, its network helper and their wrapper: every one names a file in an instance directory of this server. */
 function vmProcesses(): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cmd.includes(join(server.dir, "data", "vm"))) out.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return processesUnder([join(server.dir, "data", "vm")]);
 }
 
 afterAll(async () => {

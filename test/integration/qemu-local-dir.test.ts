@@ -25,6 +25,7 @@ import { type CliUser, cliOk, json, show, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { uniqueName } from "../helpers/names.js";
 import type { TestServer } from "../helpers/server.js";
+import { processesUnder } from "../helpers/vm.js";
 
 const IMAGES = process.env.SHED_VM_IMAGES ?? "/var/lib/shed/vm-images";
 
@@ -62,16 +63,7 @@ const name = uniqueName("qemu-ld");
 
 /** QEMU, pasta, virtiofsd and their wrapper: every one names a file in an instance directory of this server. */
 function vmProcesses(): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cmd.includes(join(server.dir, "data", "vm"))) out.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return processesUnder([join(server.dir, "data", "vm")]);
 }
 
 function virtiofsds(): string[] {

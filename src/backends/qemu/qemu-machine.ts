@@ -3,6 +3,7 @@ import { chmodSync, rmSync } from "node:fs";
 import { promisify } from "node:util";
 import { writeFileAtomic } from "../../core/atomic-file.js";
 import { ShedError } from "../../core/errors.js";
+import { bootError } from "../vm/boot-error.js";
 import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
 import { pinLegacyImage } from "../vm/image-pin.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
@@ -239,7 +240,7 @@ export class QemuMachine {
     });
     if (!qmpUp.ok) {
       await this.kill();
-      throw this.bootError(`QEMU did not start: ${qmpUp.reason}`, "hypervisorStderr");
+      throw bootError(this.dir, `QEMU did not start: ${qmpUp.reason}`, "hypervisorStderr");
     }
     // QEMU creates the socket with the umask's mode: 0600 as well as the 0700 directory.
     chmodSync(instancePath(this.dir, "qmpSocket"), 0o600);
@@ -266,7 +267,8 @@ export class QemuMachine {
     if (!r.ok) {
       const why =
         r.reason === "timeout" ? `the guest agent did not answer within ${Math.round(timeoutMs / 1000)} s` : r.reason;
-      throw this.bootError(
+      throw bootError(
+        this.dir,
         `VM ${this.name}: ${why}`,
         "serialLog",
         r.reason === "timeout" ? "TIMEOUT" : "BACKEND_ERROR",
@@ -382,20 +384,7 @@ export class QemuMachine {
     if (!netUp.ok) {
       if (killOnFailure) await this.kill();
       else await killProcess(pasta, 1_000);
-      throw this.bootError(`the VM's network (pasta) did not come up: ${netUp.reason}`, "netStdout");
+      throw bootError(this.dir, `the VM's network (pasta) did not come up: ${netUp.reason}`, "netStdout");
     }
-  }
-
-  private bootError(
-    message: string,
-    log: "serialLog" | "netLog" | "netStdout" | "hypervisorStderr",
-    code: "BACKEND_ERROR" | "TIMEOUT" = "BACKEND_ERROR",
-  ): ShedError {
-    const path = instancePath(this.dir, log);
-    const tail = tailFile(path, 20);
-    return new ShedError(code, tail ? `${message}; last lines of ${path}:\n${tail}` : `${message} (${path} is empty)`, {
-      hint: "boot problems are in the instance's serial.log; under TCG (no /dev/kvm) a boot takes several seconds",
-      details: { instance_dir: this.dir },
-    });
   }
 }
