@@ -55,16 +55,21 @@ describe.sequential("QEMU machine (real image, TCG)", () => {
       ["--import", "tsx", join(REPO_ROOT, "test/fixtures/qemu-spawner.ts"), dataDir, NAME],
       {
         cwd: REPO_ROOT,
-        stdio: ["ignore", "pipe", "inherit"],
+        // Not the test worker's own stderr: nothing of the spawner (or what it starts) may hold vitest's channels.
+        stdio: ["ignore", "pipe", "pipe"],
       },
     );
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
     const started = await new Promise<string>((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (d: Buffer) => {
         out += d.toString();
         if (out.includes("\n")) resolve(out.trim());
       });
-      child.once("exit", (code) => reject(new Error(`spawner exited (${code}) before starting the VM: ${out}`)));
+      child.once("exit", (code) => reject(new Error(`spawner exited (${code}) before starting the VM: ${out}${err}`)));
     });
     expect(started).toMatch(/^started \d+$/);
     // The "server" dies hard: nothing of it can stop the VM now.
