@@ -50,7 +50,8 @@ for (const path of process.argv.slice(1)) {
   }
   for (const file of r.testResults) {
     const fileFailed = file.status === "failed";
-    if (fileFailed && file.assertionResults.length === 0) failed++;
+    // A file whose hooks failed (beforeAll, afterAll) while each of its tests passed is one failure.
+    if (fileFailed && file.assertionResults.every((t) => t.status === "passed")) failed++;
     for (const t of file.assertionResults) {
       if (t.status === "passed") passed++;
       else if (t.status === "failed" || fileFailed) failed++;

@@ -89,7 +89,9 @@ export function closeAllMasters(): void {
     if (!existsSync(dir)) continue;
     for (const entry of readdirSync(dir)) {
       const socket = join(dir, entry);
-      if (!statSync(socket).isSocket()) continue;
+      // A master may exit on its own between the listing and this look (ControlPersist ran out).
+      const st = statSync(socket, { throwIfNoEntry: false });
+      if (!st?.isSocket()) continue;
       spawnSync("ssh", ["-o", `ControlPath=${socket}`, "-O", "exit", "shed-test-master"], { stdio: "ignore" });
     }
   }

@@ -40,7 +40,9 @@ export function filesContaining(dir: string, needle: string): string[] {
   const hits: string[] = [];
   for (const rel of readdirSync(dir, { recursive: true }) as string[]) {
     const file = join(dir, rel);
-    if (statSync(file).isFile() && readFileSync(file, "latin1").includes(needle)) hits.push(file);
+    // A file removed between the listing and the look (a rotated log, a temporary file) holds nothing.
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
+    if (readFileSync(file, "latin1").includes(needle)) hits.push(file);
   }
   return hits;
 }
