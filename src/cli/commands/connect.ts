@@ -41,6 +41,8 @@ export function registerConnectCommands(program: Command<[], GlobalOptions>): vo
     )
     .option("-S, --session <session>", "session name", DEFAULT_SESSION)
     .option("--new", "create a new session with a fresh name (SESSION, SESSION-2, ...) instead of attaching")
+    .option("-A, --forward-agent", "forward your SSH agent ($SSH_AUTH_SOCK) into the shed, as ssh -A")
+    .option("--no-forward-agent", "do not forward it, whatever the server entry says")
     .action(async (name, opts) => {
       const ctx = new CliContext(program.opts());
       validateShedName(name);
@@ -57,7 +59,11 @@ export function registerConnectCommands(program: Command<[], GlobalOptions>): vo
         );
         process.stderr.write(`shed: new session ${session} in ${name} (reattach: shed attach ${name} -S ${session})\n`);
       }
-      process.exitCode = await runSsh(ctx, name, { argv: attachArgv(session, opts.new === true), tty: true });
+      process.exitCode = await runSsh(ctx, name, {
+        argv: attachArgv(session, opts.new === true),
+        tty: true,
+        forwardAgent: opts.forwardAgent,
+      });
     });
 
   const sessions = program
