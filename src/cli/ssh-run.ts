@@ -29,6 +29,12 @@ export function agentOptions(wanted: boolean, authSock: string | undefined): str
   return ["-A", "-o", `ControlPath="${join(controlDir(), `a-${tag}-%C`)}"`];
 }
 
+/** Whether a run forwards the agent: -A or --no-forward-agent, else the server entry's forward_agent; only with an agent. */
+export function forwardsAgent(ctx: CliContext, flag: boolean | undefined): boolean {
+  const wanted = flag ?? ctx.cfg.pick(ctx.opts.server)?.entry.forward_agent === true;
+  return wanted && !!process.env.SSH_AUTH_SOCK;
+}
+
 /** The OpenSSH client's argv and environment for one run against a shed. */
 async function sshInvocation(
   ctx: CliContext,

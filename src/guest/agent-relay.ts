@@ -51,6 +51,9 @@ export class FrameReader {
  * $1 is the directory to create (it must not exist: mkdir fails on anything
  * planted there, and the sticky /tmp keeps others from swapping it). The socket
  * is $1/agent.sock, mode 0600; both go when stdin ends or on SIGHUP/SIGTERM.
+ * $2 is the stable link (relative to the user's home unless absolute) that
+ * points to the latest relay's socket, for tmux sessions that outlive a
+ * connection; a relay removes it on exit only while it still points to its own socket.
  */
 export const RELAY_SCRIPT = String.raw`
 use strict; use warnings;
@@ -61,10 +64,17 @@ mkdir($dir, 0700) or die "shed-agent: cannot create $dir: $!\n";
 my @st = lstat $dir;
 die "shed-agent: $dir is not a private directory\n" unless -d _ && $st[4] == $< && ($st[2] & 07777) == 0700;
 my $path = "$dir/agent.sock";
-sub cleanup { unlink $path; rmdir $dir; }
+my $link = $ARGV[1];
+$link = (getpwuid $<)[7] . "/$link" unless $link =~ m{^/};
+sub cleanup {
+  my $to = readlink $link;
+  unlink $link if defined $to && $to eq $path;
+  unlink $path; rmdir $dir;
+}
 my $l = IO::Socket::UNIX->new(Type => SOCK_STREAM, Local => $path, Listen => 16)
   or do { my $e = $!; cleanup(); die "shed-agent: cannot listen on $path: $e\n" };
 chmod 0600, $path;
+symlink($path, "$link.$$") and rename("$link.$$", $link);
 $SIG{HUP} = $SIG{TERM} = $SIG{INT} = sub { cleanup(); exit 0 };
 $SIG{PIPE} = 'IGNORE';
 binmode STDIN; binmode STDOUT;
@@ -116,8 +126,9 @@ while (1) {
 }
 `;
 
-export function agentRelayArgv(dir: string): string[] {
-  return ["perl", "-e", RELAY_SCRIPT, dir];
+/** `link` is the stable link (protocol/agent-link.ts); the server passes it. */
+export function agentRelayArgv(dir: string, link: string): string[] {
+  return ["perl", "-e", RELAY_SCRIPT, dir, link];
 }
 
 export interface AgentRelay {
@@ -137,9 +148,9 @@ export async function startAgentRelay(
   guest: GuestExec,
   dir: string,
   openChannel: () => Promise<Duplex>,
-  user = "shed",
+  opts: { link: string; user?: string },
 ): Promise<AgentRelay> {
-  const proc = await guest.exec({ argv: agentRelayArgv(dir), user, stdin: true });
+  const proc = await guest.exec({ argv: agentRelayArgv(dir, opts.link), user: opts.user ?? "shed", stdin: true });
   const stdin = proc.stdin;
   if (!stdin) throw new Error("agent relay: no stdin");
   const channels = new Map<number, Duplex>();

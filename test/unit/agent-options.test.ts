@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { hostEntry } from "../../src/cli/ssh-config-block.js";
 import { agentOptions } from "../../src/cli/ssh-run.js";
+import { attachArgv } from "../../src/cli/tmux.js";
 
 const entry = { host: "127.0.0.1", http_port: 8080, ssh_port: 2222, host_key: "ssh-ed25519 AAAA" };
 const files = { keyFile: "/k/id_ed25519", knownHostsFile: "/k/known_hosts" };
@@ -19,6 +20,23 @@ describe("ssh -A from the CLI", () => {
     expect(one[2]).toMatch(/^ControlPath=".*\/a-[0-9a-f]{10}-%C"$/);
     expect(two[2]).not.toBe(one[2]);
     expect(agentOptions(true, "/tmp/a/agent.sock")).toEqual(one);
+  });
+
+  it("attach -A gives tmux the stable link as SSH_AUTH_SOCK, through positional parameters", () => {
+    expect(attachArgv("main")).toEqual(["tmux", "new-session", "-A", "-s", "main", "-c", "/workspace"]);
+    const argv = attachArgv("main", false, ".link");
+    expect(argv.slice(0, 2)).toEqual(["sh", "-c"]);
+    expect(argv.slice(3)).toEqual([
+      "shed-attach",
+      ".link",
+      "tmux",
+      "new-session",
+      "-A",
+      "-s",
+      "main",
+      "-c",
+      "/workspace",
+    ]);
   });
 
   it("shed ssh-config writes ForwardAgent yes only for an entry that asks for it", () => {

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readlinkSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,11 +73,24 @@ describe("the agent relay script", () => {
     const base = join(tmpdir(), `relay-${randomBytes(4).toString("hex")}`);
     mkdirSync(base, { mode: 0o700 });
     const dir = join(base, "agent");
+    const link = join(base, "stable.sock");
     let opened = 0;
-    const relay = await startAgentRelay(hostExec, dir, async () => {
-      opened++;
-      return reversingChannel();
-    });
+    const relay = await startAgentRelay(
+      hostExec,
+      dir,
+      async () => {
+        opened++;
+        return reversingChannel();
+      },
+      { link },
+    );
+    expect(readlinkSync(link)).toBe(relay.socketPath);
+    const second = await startAgentRelay(hostExec, join(base, "second"), async () => reversingChannel(), { link });
+    expect(readlinkSync(link)).toBe(second.socketPath);
+    second.close();
+    await second.exited;
+    // The link followed the latest relay and went with it; the first relay still serves its own socket.
+    expect(existsSync(link)).toBe(false);
     expect(relay.socketPath).toBe(join(dir, "agent.sock"));
     expect(lstatSync(dir).mode & 0o7777).toBe(0o700);
     expect(lstatSync(relay.socketPath).isSocket()).toBe(true);
@@ -95,6 +108,8 @@ describe("the agent relay script", () => {
   it("refuses a directory that already exists", async () => {
     const dir = join(tmpdir(), `relay-${randomBytes(4).toString("hex")}`);
     mkdirSync(dir, { mode: 0o700 });
-    await expect(startAgentRelay(hostExec, dir, async () => reversingChannel())).rejects.toThrow(/cannot create/);
+    await expect(
+      startAgentRelay(hostExec, dir, async () => reversingChannel(), { link: join(dir, "l") }),
+    ).rejects.toThrow(/cannot create/);
   });
 });

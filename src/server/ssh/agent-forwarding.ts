@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import type { Connection, ServerCallback } from "ssh2";
 import { type AgentRelay, startAgentRelay } from "../../guest/agent-relay.js";
 import type { GuestExec } from "../../guest/exec.js";
+import { STABLE_AGENT_LINK } from "../../protocol/agent-link.js";
 
 declare module "ssh2" {
   interface Connection {
@@ -29,7 +30,7 @@ export class ConnectionAgent {
   async socketPath(guest: GuestExec): Promise<string> {
     if (!this.relay) {
       const dir = `/tmp/shed-agent-${randomBytes(6).toString("hex")}`;
-      this.relay = startAgentRelay(guest, dir, () => this.openChannel());
+      this.relay = startAgentRelay(guest, dir, () => this.openChannel(), { link: STABLE_AGENT_LINK });
       // A relay started after the connection went away is ended at once.
       void this.relay.then(
         (r) => {
