@@ -35,15 +35,17 @@ if [ "$kind" = dir ]; then
   mkdir -p -- "$dst"
   tar -C "$dst" --no-same-owner -xpf -
   chown -R "$owner:$owner" -- "$dst"
+  if [ "$ro" = 1 ]; then chmod -R a-w -- "$dst"; fi
 else
   if [ -d "$dst" ]; then echo "$dst is a directory but the source is a file" >&2; exit 1; fi
   tmp=$(mktemp -d "$(dirname -- "$dst")/.shed-credential.XXXXXX")
   trap 'rm -rf -- "$tmp"' EXIT
   tar -C "$tmp" --no-same-owner -xpf -
   chown "$owner:$owner" -- "$tmp/$member"
+  # Read-only before it is in place: the target never shows the new content with write bits.
+  if [ "$ro" = 1 ]; then chmod a-w -- "$tmp/$member"; fi
   mv -f -- "$tmp/$member" "$dst"
-fi
-if [ "$ro" = 1 ]; then chmod -R a-w -- "$dst"; fi`;
+fi`;
 
 /**
  * The host tar's argv for one credential: a directory's contents (members

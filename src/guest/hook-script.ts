@@ -125,9 +125,10 @@ while :; do
     size=$(stat -c %s -- "$f") || continue
     [ "$size" -gt "$max" ] || continue
     tail -c "$((max / 2))" -- "$f" >"$f.rotated.tmp" && mv -f -- "$f.rotated.tmp" "$f.rotated"
-    : >"$f"
+    # One open truncates and writes the note at offset 0: whatever a daemon appended in between is
+    # overwritten, so the note always starts the log (with >> it could land after the daemon's bytes).
     printf '[shed: this log reached %s bytes, over hook_log_max_size (%s); older output was rotated away, its last part is in %s]\n' \
-      "$size" "$max" "$f.rotated" >>"$f"
+      "$size" "$max" "$f.rotated" >"$f"
   done
   tick=$((tick + 1))
   if [ $((tick % 10)) = 0 ] && [ -z "$(find /proc/[0-9]*/fd -maxdepth 1 -lname "$dir/*.log" -print -quit 2>/dev/null)" ]; then
