@@ -23,6 +23,8 @@ const serverEntrySchema = z
     tls_fingerprint: z.string().regex(FINGERPRINT_RE, { message: "not a sha256:HEX fingerprint" }).optional(),
     /** The shed-server this CLI starts itself on demand (restarted when it is gone). */
     local: z.boolean().optional(),
+    /** Forward the user's SSH agent (ssh -A) on console, attach and exec; as in OpenSSH, off unless asked. */
+    forward_agent: z.boolean().optional(),
   })
   .strict();
 

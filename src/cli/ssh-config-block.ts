@@ -57,6 +57,8 @@ export function hostEntry(
     `  IdentityFile ${quoted(files.keyFile)}`,
     "  IdentitiesOnly yes",
     "  StrictHostKeyChecking yes",
+    // The entry asked for agent forwarding (forward_agent: true), as `shed console` does then.
+    ...(server.entry.forward_agent ? ["  ForwardAgent yes"] : []),
   ];
   return { host, shed, server: server.name, text: lines.join("\n") };
 }

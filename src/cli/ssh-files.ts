@@ -56,7 +56,9 @@ export function writeSshFiles(cfg: ClientConfig): void {
   // The configured default (or the only server), never $SHED_SERVER: that only applies to the command
   // being run, and the launcher skips its fast path whenever $SHED_SERVER is set.
   const names = Object.keys(cfg.data.servers);
-  const defaultName = cfg.data.default_server ?? (names.length === 1 ? names[0] : undefined);
+  const chosen = cfg.data.default_server ?? (names.length === 1 ? names[0] : undefined);
+  // A server that forwards the agent by default takes the Node path, which adds -A and its own control path.
+  const defaultName = chosen && !cfg.data.servers[chosen]?.forward_agent ? chosen : undefined;
   // The launcher's fast path for `shed exec` reads this one line instead of parsing YAML.
   writeFileSync(join(cfg.dir, "default_host"), defaultName ? `${hostAlias(defaultName)}\n` : "", {
     mode: 0o600,

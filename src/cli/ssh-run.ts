@@ -1,5 +1,7 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { validateShedName } from "../core/names.js";
 import { encodeArgvCommand } from "../protocol/argv-command.js";
@@ -11,7 +13,27 @@ import { controlDir, hostAlias } from "./ssh-files.js";
  * as a shell string), with a remote terminal (`ssh -t`) when `tty` is set, or the
  * login shell (console).
  */
-export type SshMode = { argv: string[]; tty?: boolean } | { console: true };
+export type SshMode = ({ argv: string[]; tty?: boolean } | { console: true }) & {
+  /** -A / --no-forward-agent; unset: the server entry's forward_agent (default off). */
+  forwardAgent?: boolean;
+};
+
+/**
+ * `ssh -A` options when the agent is to be forwarded and there is one to forward.
+ * The connection gets its own control path, one per agent socket: the shared
+ * master would otherwise carry another run's agent, or none.
+ */
+export function agentOptions(wanted: boolean, authSock: string | undefined): string[] {
+  if (!wanted || !authSock) return [];
+  const tag = createHash("sha256").update(authSock).digest("hex").slice(0, 10);
+  return ["-A", "-o", `ControlPath="${join(controlDir(), `a-${tag}-%C`)}"`];
+}
+
+/** Whether a run forwards the agent: -A or --no-forward-agent, else the server entry's forward_agent; only with an agent. */
+export function forwardsAgent(ctx: CliContext, flag: boolean | undefined): boolean {
+  const wanted = flag ?? ctx.cfg.pick(ctx.opts.server)?.entry.forward_agent === true;
+  return wanted && !!process.env.SSH_AUTH_SOCK;
+}
 
 /** The OpenSSH client's argv and environment for one run against a shed. */
 async function sshInvocation(
@@ -24,6 +46,7 @@ async function sshInvocation(
   mkdirSync(controlDir(), { recursive: true, mode: 0o700 });
   const base = ["-F", ctx.cfg.sshConfigFile, "-l", name];
   const env = { ...process.env };
+  base.push(...agentOptions(mode.forwardAgent ?? server.entry.forward_agent === true, env.SSH_AUTH_SOCK || undefined));
   if ("argv" in mode) {
     return { args: [...base, mode.tty ? "-t" : "-T", hostAlias(server.name), encodeArgvCommand(mode.argv)], env };
   }

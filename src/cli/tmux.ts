@@ -31,9 +31,16 @@ export function validateSessionName(session: string): string {
   return session;
 }
 
-/** Attach to SESSION, creating it in /workspace if it does not exist (`-A`); `create` makes a new one only. */
-export function attachArgv(session: string, create = false): string[] {
-  return ["tmux", "new-session", ...(create ? [] : ["-A"]), "-s", session, "-c", WORKSPACE];
+/**
+ * Attach to SESSION, creating it in /workspace if it does not exist (`-A`); `create` makes a new one only.
+ * With `agentLink` (a forwarded agent), tmux runs with SSH_AUTH_SOCK at that stable link in the shed user's
+ * home, which follows the latest forwarding connection, so shells in a session outlive this connection's socket.
+ */
+export function attachArgv(session: string, create = false, agentLink?: string): string[] {
+  const tmux = ["tmux", "new-session", ...(create ? [] : ["-A"]), "-s", session, "-c", WORKSPACE];
+  if (!agentLink) return tmux;
+  const script = '[ -n "$SSH_AUTH_SOCK" ] && [ -S "$HOME/$1" ] && export SSH_AUTH_SOCK="$HOME/$1"; shift; exec "$@"';
+  return ["sh", "-c", script, "shed-attach", agentLink, ...tmux];
 }
 
 // The name goes last: it is the only field that could contain a tab.

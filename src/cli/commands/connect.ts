@@ -2,10 +2,11 @@ import type { Command } from "@commander-js/extra-typings";
 import { ShedError, toShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
+import { STABLE_AGENT_LINK } from "../../protocol/agent-link.js";
 import type { ShedListResponse } from "../../protocol/api-types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { safeText } from "../safe-text.js";
-import { captureSsh, runSsh } from "../ssh-run.js";
+import { captureSsh, forwardsAgent, runSsh } from "../ssh-run.js";
 import { table } from "../table.js";
 import {
   attachArgv,
@@ -41,6 +42,8 @@ export function registerConnectCommands(program: Command<[], GlobalOptions>): vo
     )
     .option("-S, --session <session>", "session name", DEFAULT_SESSION)
     .option("--new", "create a new session with a fresh name (SESSION, SESSION-2, ...) instead of attaching")
+    .option("-A, --forward-agent", "forward your SSH agent ($SSH_AUTH_SOCK) into the shed, as ssh -A")
+    .option("--no-forward-agent", "do not forward it, whatever the server entry says")
     .action(async (name, opts) => {
       const ctx = new CliContext(program.opts());
       validateShedName(name);
@@ -57,7 +60,15 @@ export function registerConnectCommands(program: Command<[], GlobalOptions>): vo
         );
         process.stderr.write(`shed: new session ${session} in ${name} (reattach: shed attach ${name} -S ${session})\n`);
       }
-      process.exitCode = await runSsh(ctx, name, { argv: attachArgv(session, opts.new === true), tty: true });
+      process.exitCode = await runSsh(ctx, name, {
+        argv: attachArgv(
+          session,
+          opts.new === true,
+          forwardsAgent(ctx, opts.forwardAgent) ? STABLE_AGENT_LINK : undefined,
+        ),
+        tty: true,
+        forwardAgent: opts.forwardAgent,
+      });
     });
 
   const sessions = program

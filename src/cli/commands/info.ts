@@ -95,17 +95,21 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
       "run a command in a shed: shed exec NAME -- CMD [ARGS...] (exit code passed through); with -S, type it into a tmux session instead",
     )
     .option("-S, --session <session>", "send the command into this running tmux session (see `shed sessions`)")
+    .option("-A, --forward-agent", "forward your SSH agent ($SSH_AUTH_SOCK) into the shed, as ssh -A")
+    .option("--no-forward-agent", "do not forward it, whatever the server entry says")
     .action(async (name, command, opts) => {
       const ctx = new CliContext(program.opts());
       if (opts.session !== undefined) await execInSession(ctx, name, opts.session, command);
-      else process.exitCode = await runSsh(ctx, name, { argv: command });
+      else process.exitCode = await runSsh(ctx, name, { argv: command, forwardAgent: opts.forwardAgent });
     });
 
   program
     .command("console <name>")
     .description("open an interactive login shell in a shed")
-    .action(async (name) => {
+    .option("-A, --forward-agent", "forward your SSH agent ($SSH_AUTH_SOCK) into the shed, as ssh -A")
+    .option("--no-forward-agent", "do not forward it, whatever the server entry says")
+    .action(async (name, opts) => {
       const ctx = new CliContext(program.opts());
-      process.exitCode = await runSsh(ctx, name, { console: true });
+      process.exitCode = await runSsh(ctx, name, { console: true, forwardAgent: opts.forwardAgent });
     });
 }

@@ -8,6 +8,7 @@ import { userCommandArgv } from "../../guest/user-command.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import { decodeArgvCommand, isArgvCommand } from "../../protocol/argv-command.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
+import { ConnectionAgent } from "./agent-forwarding.js";
 import { FORWARD_CONNECTED, forwardArgv } from "./forward-script.js";
 import { DEFAULT_SSH_LIMITS, type SshLimits, SshListener } from "./ssh-listener.js";
 
@@ -92,9 +93,10 @@ function authenticate(ctx: AuthContext, keys: AuthorizedKeys, setName: (n: strin
 }
 
 function onReady(client: Connection, name: string, service: ShedService): void {
+  const agent = new ConnectionAgent(client);
   client.on("session", (accept) => {
     const session = accept();
-    handleSession(session, name, service);
+    handleSession(session, name, service, agent);
   });
   client.on("tcpip", (accept, reject, info) => {
     const local = ["127.0.0.1", "localhost", "::1"].includes(info.destIP);
@@ -139,13 +141,19 @@ async function forward(service: ShedService, name: string, port: number): Promis
 
 interface SessionState {
   env: Record<string, string>;
+  /** The client asked for agent forwarding on this session (ssh -A). */
+  agent?: ConnectionAgent;
   pty?: { cols: number; rows: number; term: string };
   proc?: ExecProcess;
 }
 
-function handleSession(session: Session, name: string, service: ShedService): void {
+function handleSession(session: Session, name: string, service: ShedService, agent: ConnectionAgent): void {
   const state: SessionState = { env: {} };
 
+  session.on("auth-agent", (accept) => {
+    state.agent = agent;
+    accept?.();
+  });
   session.on("pty", (accept, _reject, info) => {
     state.pty = { cols: info.cols || 80, rows: info.rows || 24, term: info.term || "xterm" };
     accept?.();
@@ -210,7 +218,16 @@ async function run(
     failChannel(channel, `shed-server: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ""}`, 255);
     return;
   }
-  const clientEnv = { ...state.env };
+  // SSH_AUTH_SOCK is the server's to set, only for a session that asked for agent forwarding.
+  const { SSH_AUTH_SOCK: _ignored, ...clientEnv } = state.env;
+  if (state.agent) {
+    try {
+      env = { ...env, SSH_AUTH_SOCK: await state.agent.socketPath(guest) };
+    } catch (err) {
+      // As sshd: the session goes on without the agent, and says why.
+      channel.stderr.write(`shed-server: agent forwarding failed: ${toShedError(err).message}\r\n`);
+    }
+  }
   const spec: ExecSpec = {
     argv,
     cwd: "/workspace",
