@@ -47,6 +47,23 @@ const localDirSchema = z
 
 export type InstanceLocalDir = z.infer<typeof localDirSchema>;
 
+/**
+ * A Firecracker instance's host network and vsock identity, allocated at create and kept for the
+ * instance's life (released when it is deleted): the TAP device on the bridge, the guest's IPv4
+ * address on the bridge's subnet, its MAC, and the vsock context id. Optional: QEMU and VZ
+ * instances, and files written before Firecracker existed, have none.
+ */
+const vmNetworkSchema = z
+  .object({
+    tap: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/),
+    ip: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/),
+    mac: z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/),
+    cid: z.number().int().min(3).max(0xffff_fffe),
+  })
+  .strict();
+
+export type InstanceNetwork = z.infer<typeof vmNetworkSchema>;
+
 const instanceMetaV1Schema = z
   .object({
     version: z.literal(1),
@@ -60,6 +77,8 @@ const instanceMetaV1Schema = z
     display: z.string().optional(),
     /** The --local-dir mounted at /workspace through virtiofs, re-mounted on every start. */
     local_dir: localDirSchema.optional(),
+    /** Firecracker only: TAP, guest IP, MAC and vsock CID (firecracker/net-alloc.ts). */
+    network: vmNetworkSchema.optional(),
     /** The shed-server that made the instance (data_dir/server_id). */
     server_id: z.string(),
     /** How the host reaches the agent: a loopback-forwarded TCP port (with the secret) or vsock. */
