@@ -2,6 +2,7 @@ import { homedir, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { durationString, tryParseDuration } from "../core/duration.js";
+import { parseSubnetCidr } from "../core/ipv4.js";
 import { sizeField, tryParseSize } from "../core/size.js";
 import { BACKENDS, type BackendName } from "../core/types.js";
 import { loadYamlFile } from "./load-yaml-file.js";
@@ -73,6 +74,24 @@ export const serverConfigSchema = z
     /** A VM shed's CPUs and memory. */
     vm_cpus: z.number().int().min(1).max(64).default(2),
     vm_memory: sizeField(128 * 1024 ** 2).default("1GiB"),
+    /** Firecracker: the host bridge its TAP devices join (`shed-server setup` makes it). */
+    vm_bridge: z
+      .string()
+      .regex(/^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/, {
+        message: "a Linux interface name: 1 to 15 of a-z A-Z 0-9 _ . - (not . or ..)",
+      })
+      .default("shedbr0"),
+    /** Firecracker: the bridge's IPv4 subnet; the bridge takes its first host address, guests the rest. */
+    vm_subnet: z
+      .string()
+      .superRefine((v, ctx) => {
+        const r = parseSubnetCidr(v);
+        if (!r.ok) ctx.addIssue({ code: "custom", message: r.why });
+      })
+      .default("172.30.0.0/24"),
+    /** The hypervisor programs: a bare name is looked up on PATH, a path resolves like the other paths. */
+    firecracker_binary: z.string().min(1).default("firecracker"),
+    vfkit_binary: z.string().min(1).default("vfkit"),
     /** How long a VM may take from spawn to a healthy agent (software emulation boots slowly). */
     start_timeout: duration.default("120s"),
     /** A connection to the SSH port not authenticated within this is closed (sshd's LoginGraceTime). */
@@ -134,6 +153,11 @@ export interface VmConfig {
   cpus: number;
   memoryBytes: number;
   startTimeoutMs: number;
+  /** Firecracker's host bridge and its subnet (an IPv4 CIDR, checked by core/ipv4.ts). */
+  bridge: string;
+  subnet: string;
+  firecrackerBinary: string;
+  vfkitBinary: string;
 }
 
 export function defaultDataDir(): string {
@@ -186,6 +210,15 @@ export function loadServerConfig(file: string | undefined): ServerConfig {
       cpus: raw.vm_cpus,
       memoryBytes: tryParseSize(raw.vm_memory) ?? 1024 ** 3,
       startTimeoutMs: tryParseDuration(raw.start_timeout) ?? 120_000,
+      bridge: raw.vm_bridge,
+      subnet: raw.vm_subnet,
+      firecrackerBinary: programPath(raw.firecracker_binary, base),
+      vfkitBinary: programPath(raw.vfkit_binary, base),
     },
   };
+}
+
+/** A program setting: a bare name stays a name for PATH; anything with a slash is a path (~/ expands). */
+function programPath(value: string, base: string): string {
+  return value.includes("/") ? resolveUserPath(value, base) : value;
 }

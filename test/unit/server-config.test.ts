@@ -102,6 +102,55 @@ describe("server config", () => {
   });
 });
 
+describe("Firecracker and VZ keys", () => {
+  it("default to shedbr0 on 172.30.0.0/24 and the binaries on PATH", () => {
+    const cfg = loadServerConfig(write("server.yaml", ""));
+    expect(cfg.vm).toMatchObject({
+      bridge: "shedbr0",
+      subnet: "172.30.0.0/24",
+      firecrackerBinary: "firecracker",
+      vfkitBinary: "vfkit",
+    });
+  });
+
+  it("take set values; a binary given as a path resolves against the config's folder", () => {
+    const file = write(
+      "server.yaml",
+      "vm_bridge: br-shed.1\nvm_subnet: 10.200.0.0/16\nfirecracker_binary: bin/fc\nvfkit_binary: /opt/vfkit\n",
+    );
+    expect(loadServerConfig(file).vm).toMatchObject({
+      bridge: "br-shed.1",
+      subnet: "10.200.0.0/16",
+      firecrackerBinary: join(file, "..", "bin", "fc"),
+      vfkitBinary: "/opt/vfkit",
+    });
+  });
+
+  it.each([
+    ["vm_bridge: a-name-of-16chars", "vm_bridge: a Linux interface name", "a-name-of-16chars"],
+    ["vm_bridge: 'br 0'", "vm_bridge: a Linux interface name", "br 0"],
+    ["vm_bridge: '..'", "vm_bridge: a Linux interface name", ".."],
+    ["vm_subnet: 172.30.0.0", "vm_subnet: not an IPv4 CIDR", "172.30.0.0"],
+    ["vm_subnet: 172.30.0.0/30", "vm_subnet: prefix /30 is out of range: use /16 to /29", "172.30.0.0/30"],
+    ["vm_subnet: 10.0.0.0/8", "vm_subnet: prefix /8 is out of range", "10.0.0.0/8"],
+    [
+      "vm_subnet: 172.30.0.1/24",
+      "vm_subnet: 172.30.0.1 has host bits set for /24; the network is 172.30.0.0/24",
+      "172.30.0.1/24",
+    ],
+    ["vm_subnet: 172.300.0.0/24", "vm_subnet: 172.300.0.0 is not an IPv4 address", "172.300.0.0/24"],
+    ["vm_subnet: 010.1.0.0/24", "vm_subnet: 010.1.0.0 is not an IPv4 address", "010.1.0.0/24"],
+    ["firecracker_binary: ''", "firecracker_binary:", ""],
+  ])("%s is refused with file:line, the field and the value", (line, message, value) => {
+    const file = write("server.yaml", `name: x\n${line}\n`);
+    const e = errorOf(() => loadServerConfig(file));
+    expect(e.code).toBe("INVALID_CONFIG");
+    expect(e.message).toMatch(new RegExp(`${file}:2:\\d+: `));
+    expect(e.message).toContain(message);
+    expect(e.message).toContain(`(got ${JSON.stringify(value)})`);
+  });
+});
+
 describe("env_file", () => {
   it("reads KEY=VALUE lines, comments and quotes", () => {
     const file = write("env", "# comment\nA=1\nexport B='two words'\nC=\"x=y\"\n\n");
