@@ -1,9 +1,10 @@
-import { Command } from "@commander-js/extra-typings";
+import { Command, Option } from "@commander-js/extra-typings";
 import { loadServerConfig } from "../config/server-config.js";
 import { loadOrCreateApiToken } from "../core/api-token.js";
 import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { startServer } from "./server.js";
+import { runSetupCommand } from "./setup-command.js";
 
 const program = new Command("shed-server").description("Runs sheds on this machine: HTTP API and SSH").version(VERSION);
 
@@ -71,6 +72,29 @@ program
   .action((opts) => {
     try {
       process.stdout.write(`${JSON.stringify(loadServerConfig(opts.config), null, 2)}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("setup")
+  .description("as root: make the host network Firecracker sheds need (bridge, IPv4 forwarding, NAT); idempotent")
+  .option("--dry-run", "print what would change and change nothing")
+  .option("--config <file>", "server config YAML (defaults apply without one)", process.env.SHED_SERVER_CONFIG)
+  // Tests only: do it all inside this network namespace.
+  .addOption(new Option("--netns <name>").hideHelp())
+  .action(async (opts) => {
+    try {
+      const config = loadServerConfig(opts.config);
+      const code = await runSetupCommand({
+        bridge: config.vm.bridge,
+        subnet: config.vm.subnet,
+        dryRun: opts.dryRun === true,
+        ...(opts.netns === undefined ? {} : { netns: opts.netns }),
+        out: (line) => process.stdout.write(`${line}\n`),
+      });
+      process.exit(code);
     } catch (err) {
       fail(err);
     }
