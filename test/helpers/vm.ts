@@ -1,9 +1,9 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient, tcpDialer } from "../../src/agent/client/index.js";
-import { resolveVmImage, type VmImage } from "../../src/backends/qemu/qemu-check.js";
 import { QemuMachine } from "../../src/backends/qemu/qemu-machine.js";
 import { listInstanceNames } from "../../src/backends/vm/instance-dir.js";
+import { resolveVmImage, type VmImage } from "../../src/backends/vm/vm-image.js";
 
 /**
  * Helpers for tests that boot real VMs from the built image (npm run build-vm-image; SHED_VM_IMAGES

@@ -23,10 +23,10 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveVmImage } from "../../src/backends/qemu/qemu-check.js";
 import { QemuMachine } from "../../src/backends/qemu/qemu-machine.js";
 import { pinLegacyImage } from "../../src/backends/vm/image-pin.js";
 import { type InstanceMeta, readInstanceMeta, writeInstanceMeta } from "../../src/backends/vm/instance-meta.js";
+import { resolveVmImage } from "../../src/backends/vm/vm-image.js";
 import { REPO_ROOT } from "../helpers/cli.js";
 
 const ARCH = "x86_64";

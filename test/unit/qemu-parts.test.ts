@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "../../src/backends/qemu/qemu-argv.js";
-import { checkQemuInstalled, resolveVmImage } from "../../src/backends/qemu/qemu-check.js";
+import { checkQemuInstalled } from "../../src/backends/qemu/qemu-check.js";
 import {
   buildPastaArgv,
   buildSlirpNetdev,
@@ -13,6 +13,7 @@ import {
   resolvConfText,
 } from "../../src/backends/qemu/qemu-network.js";
 import { QmpClient, QmpLineParser } from "../../src/backends/qemu/qmp.js";
+import { resolveVmImage } from "../../src/backends/vm/vm-image.js";
 import { tempDir } from "../helpers/cli.js";
 
 const tmp = (): string => tempDir("qemu-unit");

@@ -1,347 +1,50 @@
-import { existsSync, mkdirSync, renameSync } from "node:fs";
-import { join } from "node:path";
-import { tcpDialer } from "../../agent/client/index.js";
-import type { CredentialConfig, VmConfig } from "../../config/server-config.js";
 import { ShedError } from "../../core/errors.js";
-import type { Warn } from "../../core/events.js";
-import type { Shed } from "../../core/types.js";
-import { copyCredentialsIn } from "../../guest/credential-copy.js";
 import type { GuestExec } from "../../guest/exec.js";
-import { prepareGuest } from "../../guest/install-state.js";
-import { matchOwner } from "../../guest/local-dir-owner.js";
-import type {
-  Backend,
-  CellResult,
-  CheckedLocalDir,
-  CreatedHandle,
-  CreateSpec,
-  Ownership,
-  RemoveOptions,
-  StorageResult,
-} from "../backend.js";
+import type { CreateSpec, Ownership } from "../backend.js";
 import { CAPABILITIES } from "../capabilities.js";
-import { AgentPool } from "../vm/agent-pool.js";
-import { CredentialSync } from "../vm/credential-sync.js";
-import { instanceDir, instancePath, listInstanceNames, removeInstanceDir, vmRootDir } from "../vm/instance-dir.js";
-import { instanceShed } from "../vm/instance-shed.js";
-import { checkQemuInstalled, hostArch, resolveVmImage } from "./qemu-check.js";
+import type { InstanceLocalDir } from "../vm/instance-meta.js";
+import { VmBackend, type VmBackendOptions } from "../vm/vm-backend.js";
+import { hostArch, resolveVmImage } from "../vm/vm-image.js";
+import type { StopOutcome, VmDriver, VmMachine } from "../vm/vm-machine.js";
+import { checkQemuInstalled } from "./qemu-check.js";
 import { mountWorkspace } from "./qemu-local-dir.js";
 import { QemuMachine } from "./qemu-machine.js";
 import { checkVirtiofsAvailable } from "./qemu-virtiofs.js";
 
-export interface QemuBackendOptions {
-  dataDir: string;
-  vm: VmConfig;
-}
-
 /**
- * The QEMU column: the VM path that runs on any Linux (KVM when there is
- * /dev/kvm, software emulation otherwise). A shed is an instance directory
- * (qcow2 overlay over the image's root filesystem, config disk, metadata) and,
- * while it runs, a detached QEMU plus its network helper (qemu-machine.ts).
- * Everything inside the guest goes through shed-agent on a loopback port
- * guarded by the VM's secret: hooks, clone, exec, SSH, credentials as tar.
+ * The QEMU column: the VM path that runs on any Linux (KVM when there is /dev/kvm, software
+ * emulation otherwise). A shed is a qcow2 overlay over the image's root filesystem and, while it
+ * runs, a detached QEMU plus its network helper (qemu-machine.ts); the agent is reached on a
+ * loopback port guarded by the VM's secret.
  */
-export class QemuBackend implements Backend {
-  readonly name = "qemu" as const;
-  readonly capabilities = CAPABILITIES.qemu;
-  readonly defaultImage: string;
-  private readonly agents: AgentPool;
-  /** Live credential sync per running shed (seed: Credential Live Sync), started once credentials are in. */
-  private readonly syncs = new Map<string, CredentialSync>();
-
-  constructor(
-    private readonly ownership: Ownership,
-    private readonly opts: QemuBackendOptions,
-  ) {
-    this.defaultImage = opts.vm.image;
-    this.agents = new AgentPool((name) => {
-      const endpoint = this.mustOwn(name).agentEndpoint();
-      return {
-        dial: tcpDialer(endpoint.host, endpoint.execPort),
-        secret: endpoint.secret,
-        where: `the agent of shed ${JSON.stringify(name)}`,
-      };
-    });
-  }
-
-  async ping(): Promise<void> {
-    checkQemuInstalled();
-  }
-
-  async reattach(credentials: readonly CredentialConfig[]): Promise<string[]> {
-    // QEMU and its network helper outlived the last server; the live credential sync did not.
-    const lines: string[] = [];
-    for (const shed of await this.list()) {
-      if (shed.status !== "running") continue;
-      try {
-        await this.startSync(
-          shed.name,
-          credentials.filter((c) => existsSync(c.source)),
-        );
-      } catch (err) {
-        lines.push(`${shed.name}: live credential sync not resumed: ${(err as Error).message}`);
-      }
-    }
-    return lines;
-  }
-
-  async checkCreate(spec: CreateSpec): Promise<void> {
-    checkQemuInstalled();
-    if (spec.localDir) checkVirtiofsAvailable();
-    this.image(spec.image);
-  }
-
-  async prepareStorage(spec: CreateSpec): Promise<StorageResult> {
-    if (QemuMachine.open(this.opts.dataDir, spec.name)) {
-      throw new ShedError("SHED_ALREADY_EXISTS", `shed ${JSON.stringify(spec.name)} already has a VM instance`, {
-        hint: "pick another name, or `shed delete` the existing one first",
-      });
-    }
-    const image = this.image(spec.image);
-    await QemuMachine.create({
-      dataDir: this.opts.dataDir,
-      name: spec.name,
-      serverId: this.ownership.serverId,
-      image,
-      createdAt: spec.createdAt,
-      ...(spec.repoDisplay ? { display: spec.repoDisplay } : {}),
-      ...(spec.localDir
-        ? { localDir: { path: spec.localDir.path, dev: spec.localDir.dev, ino: spec.localDir.ino } }
-        : {}),
-      memoryMiB: Math.floor(this.opts.vm.memoryBytes / 1024 ** 2),
-      cpus: this.opts.vm.cpus,
-    });
-    return { created: true, reused: false, message: `disk overlay over ${image.dir}` };
-  }
-
-  async removeStorage(name: string): Promise<void> {
-    await this.ownMachine(name)?.remove();
-  }
-
-  async boot(spec: CreateSpec): Promise<CreatedHandle> {
-    const machine = this.mustOwn(spec.name);
-    const handle = { id: `${spec.name}@${machine.meta().created_at}` };
-    try {
-      await this.bootAndWait(machine);
-    } catch (err) {
-      await this.removeCreated(handle).catch(() => {});
-      throw err;
-    }
-    return handle;
-  }
-
-  async removeCreated(handle: CreatedHandle): Promise<void> {
-    const at = handle.id.indexOf("@");
-    const machine = this.ownMachine(handle.id.slice(0, at));
-    // Only the VM this create made: its created-at is in the handle.
-    if (machine && machine.meta().created_at === handle.id.slice(at + 1)) {
-      await this.agents.drop(machine.name);
-      await machine.kill();
-    }
-  }
-
-  async mountLocalDir(spec: CreateSpec & { localDir: CheckedLocalDir }, warn: Warn): Promise<CellResult> {
-    const machine = this.mustOwn(spec.name);
-    const guest = this.guest(spec.name);
-    await mountWorkspace(guest, this.localDirOf(machine), machine.fsHelper());
-    // Credentials reach a VM as copies made for user shed (none is mounted live with the owner's uid).
-    const owner = await matchOwner(guest, spec.localDir, [], warn);
-    return { outcome: "done", message: `virtiofs share of ${spec.localDir.path}; ${owner}` };
-  }
-
-  async setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult> {
-    return this.credentialsIn(spec.name, spec.credentials, warn);
-  }
-
-  async start(name: string): Promise<void> {
-    await this.bootAndWait(this.mustOwn(name));
-  }
-
-  async remountLocalDir(shed: Shed): Promise<CellResult> {
-    // A mount does not outlive the VM's reboot; user shed's uid (set at create) is on the VM's disk.
-    const machine = this.mustOwn(shed.name);
-    const dir = this.localDirOf(machine);
-    await mountWorkspace(this.guest(shed.name), dir, machine.fsHelper());
-    return { outcome: "done", message: `virtiofs share of ${dir.path} mounted again` };
-  }
-
-  async refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
-    // The guest's disk keeps the last copy; the host's may have changed while the VM was stopped.
-    return this.credentialsIn(shed.name, credentials, warn);
-  }
-
-  async drain(name: string, timeoutMs: number): Promise<CellResult> {
-    // The last changes made in the VM have been synced by now; nothing new starts.
-    await this.stopSync(name);
-    const client = await this.agents.client(name);
-    const still = await client.drain(timeoutMs);
-    return {
-      outcome: "done",
-      message:
-        still === 0
-          ? "no operation left in flight"
-          : `${still} operation${still === 1 ? "" : "s"} still running after ${timeoutMs / 1000}s; the power goes anyway`,
-    };
-  }
-
-  async stop(name: string, timeoutMs: number): Promise<CellResult> {
-    const machine = this.mustOwn(name);
-    await this.stopSync(name);
-    await this.agents.drop(name);
-    const how = await machine.stop(timeoutMs);
-    const message =
+export function qemuDriver(opts: VmBackendOptions): VmDriver {
+  return {
+    name: "qemu",
+    capabilities: CAPABILITIES.qemu,
+    checkHost: () => checkQemuInstalled(),
+    checkCreate: (spec: CreateSpec) => {
+      if (spec.localDir) checkVirtiofsAvailable();
+    },
+    image: (name: string) => resolveVmImage(opts.vm.imagesDir, hostArch(), name),
+    create: (o) => QemuMachine.create(o),
+    open: (dataDir, name) => QemuMachine.open(dataDir, name),
+    storageMessage: (image) => `disk overlay over ${image.dir}`,
+    stopMessage: (how: StopOutcome, timeoutMs: number) =>
       how === "powerdown"
         ? "powered down by the ACPI power button (QMP system_powerdown)"
         : how === "killed"
           ? `killed: the guest had not powered down within stop_timeout (${timeoutMs / 1000}s)`
-          : "it was not running";
-    return { outcome: "done", message };
-  }
+          : "it was not running",
+    mountLocalDir: async (guest: GuestExec, machine: VmMachine, dir: InstanceLocalDir) => {
+      if (!(machine instanceof QemuMachine)) throw new ShedError("INTERNAL", "a QEMU shed without a QEMU machine");
+      await mountWorkspace(guest, dir, machine.fsHelper());
+      return `virtiofs share of ${dir.path}`;
+    },
+  };
+}
 
-  async remove(name: string, opts: RemoveOptions): Promise<CellResult> {
-    const machine = this.ownMachine(name);
-    if (!machine) return { outcome: "done", message: "nothing left to remove" };
-    await this.stopSync(name);
-    await this.agents.drop(name);
-    await machine.kill();
-    let kept: string | undefined;
-    // A --local-dir shed's workspace is the user's directory, which only virtiofsd (gone with QEMU by
-    // now) ever touched: the instance directory holds nothing of it, so there is no disk worth keeping.
-    const localDir = machine.meta().local_dir;
-    if (opts.keepVolume && !localDir) {
-      // The workspace lives in the VM's disk: that disk is what is kept, outside the instance directory.
-      const dir = join(vmRootDir(this.opts.dataDir), "kept");
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      kept = join(dir, `${name}-${machine.meta().created_at.replace(/[^0-9]/g, "")}.qcow2`);
-      renameSync(instancePath(machine.dir, "overlay"), kept);
-    }
-    await machine.remove();
-    return {
-      outcome: "done",
-      message: kept
-        ? `VM removed; its disk (the workspace) kept as ${kept}`
-        : localDir
-          ? `VM and its instance directory removed; ${localDir.path} left as it was`
-          : "VM and its instance directory removed",
-    };
-  }
-
-  async removeLeftovers(name: string, createdAt: string): Promise<void> {
-    if (existsSync(instanceDir(this.opts.dataDir, name)) && !QemuMachine.open(this.opts.dataDir, name)) {
-      // Killed inside storage, before the metadata (written last) existed: no VM was ever started from
-      // it and no other create can have made it, but nothing else would find it again.
-      removeInstanceDir(this.opts.dataDir, name);
-      return;
-    }
-    const machine = this.ownMachine(name);
-    if (machine && machine.meta().created_at === createdAt) {
-      // Re-attach (before recovery) may have resumed a sync on this half-made VM's agent.
-      await this.stopSync(name);
-      await this.agents.drop(name);
-      await machine.remove();
-    }
-  }
-
-  async get(name: string): Promise<Shed | undefined> {
-    const machine = this.ownMachine(name);
-    if (!machine) return undefined;
-    // Reconciled with the live process: a QEMU that died is stopped, whatever the record said.
-    const { running } = await machine.status();
-    return instanceShed(machine.meta(), running, machine.dir);
-  }
-
-  async list(): Promise<Shed[]> {
-    const all = await Promise.all(listInstanceNames(this.opts.dataDir).map((n) => this.get(n).catch(() => undefined)));
-    return all.filter((s): s is Shed => s !== undefined).sort((a, b) => a.name.localeCompare(b.name));
-  }
-
-  guest(name: string): GuestExec {
-    return this.agents.guest(name);
-  }
-
-  /** Copies every credential in as tar, then keeps the writable ones in step both ways while the VM runs. */
-  private async credentialsIn(name: string, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
-    await this.stopSync(name);
-    const present = credentials.filter((c) => existsSync(c.source));
-    const copied = await copyCredentialsIn(this.guest(name), credentials, warn);
-    if (present.length === 0) return { outcome: "done", message: copied };
-    await this.startSync(name, present);
-    return {
-      outcome: "done",
-      message: `${copied}; live sync of ${present.length} both ways (readonly: to the VM only)`,
-    };
-  }
-
-  private async startSync(name: string, present: readonly CredentialConfig[]): Promise<void> {
-    if (present.length === 0) return;
-    await this.stopSync(name);
-    const agent = await this.agents.client(name);
-    // Later failures of the sync are the server's warnings: the step that started it has ended by then.
-    const warn = (message: string, hint?: string) =>
-      console.warn(`shed-server: ${name}: credential sync: ${message}${hint ? ` (${hint})` : ""}`);
-    const sync = await CredentialSync.start({ agent, credentials: present, warn });
-    this.syncs.set(name, sync);
-    // The sync ends with its agent connection. While the VM still runs (the connection dropped, not a
-    // stop: stopSync takes the sync out first), it starts again on a fresh one.
-    void agent.closed.then(async () => {
-      // A second's pause, so an agent that keeps dropping connections is not redialled in a tight loop.
-      await new Promise((r) => setTimeout(r, 1000));
-      if (this.syncs.get(name) !== sync || !this.ownMachine(name)?.isRunning()) return;
-      await this.startSync(name, present).catch((err) => warn(`not restarted: ${(err as Error).message}`));
-    });
-  }
-
-  private async stopSync(name: string): Promise<void> {
-    const sync = this.syncs.get(name);
-    this.syncs.delete(name);
-    await sync?.stop();
-  }
-
-  /** Boots the VM, waits for a healthy agent within start_timeout, and prepares Shed's folders. */
-  private async bootAndWait(machine: QemuMachine): Promise<void> {
-    await machine.start();
-    await machine.waitForAgent(this.opts.vm.startTimeoutMs, async () => {
-      await this.agents.drop(machine.name);
-      await (await this.agents.client(machine.name)).health();
-      return true;
-    });
-    const prepared = await prepareGuest(this.guest(machine.name));
-    if (!prepared.ok) {
-      throw new ShedError("BACKEND_ERROR", `the VM booted but cannot run commands: ${prepared.reason}`, {
-        hint: "rebuild the VM image with `npm run build-vm-image` (it needs bash, git and a user named shed)",
-      });
-    }
-  }
-
-  private localDirOf(machine: QemuMachine) {
-    const dir = machine.meta().local_dir;
-    if (!dir) {
-      throw new ShedError("BACKEND_ERROR", `shed ${JSON.stringify(machine.name)} was not created with --local-dir`, {
-        hint: "its VM metadata records no local dir; `shed delete` it and create it again with --local-dir",
-      });
-    }
-    return dir;
-  }
-
-  private image(name: string) {
-    return resolveVmImage(this.opts.vm.imagesDir, hostArch(), name);
-  }
-
-  /** The shed's machine if this server made it; another server's (a copied data_dir) is not touched. */
-  private ownMachine(name: string): QemuMachine | undefined {
-    const machine = QemuMachine.open(this.opts.dataDir, name);
-    if (!machine || machine.meta().server_id !== this.ownership.serverId) return undefined;
-    return machine;
-  }
-
-  private mustOwn(name: string): QemuMachine {
-    const machine = this.ownMachine(name);
-    if (!machine) {
-      throw new ShedError("SHED_NOT_FOUND", `shed ${JSON.stringify(name)} has no VM instance on this server`, {
-        hint: "`shed list` shows the sheds this server has",
-      });
-    }
-    return machine;
+export class QemuBackend extends VmBackend {
+  constructor(ownership: Ownership, opts: VmBackendOptions) {
+    super(ownership, opts, qemuDriver(opts));
   }
 }

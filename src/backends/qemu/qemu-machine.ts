@@ -1,25 +1,28 @@
 import { execFile } from "node:child_process";
 import { chmodSync, rmSync } from "node:fs";
 import { promisify } from "node:util";
+import type { AgentDialer } from "../../agent/client/index.js";
+import { tcpDialer } from "../../agent/client/index.js";
 import { writeFileAtomic } from "../../core/atomic-file.js";
 import { ShedError } from "../../core/errors.js";
 import { bootError } from "../vm/boot-error.js";
-import { readConfigDisk, writeConfigDisk } from "../vm/config-disk.js";
+import { writeConfigDisk } from "../vm/config-disk.js";
 import { pinLegacyImage } from "../vm/image-pin.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
 import {
-  type InstanceLocalDir,
   type InstanceMeta,
   type ProcessRecord,
   readInstanceMeta,
   updateInstanceMeta,
   writeInstanceMeta,
 } from "../vm/instance-meta.js";
+import { VmMachineBase } from "../vm/machine-base.js";
 import { allocateLoopbackPorts, isLoopbackPortFree, releasePending } from "../vm/ports.js";
-import { isAlive, killProcess, reattach, signalProcess, spawnDetached, waitForExit } from "../vm/process.js";
+import { isAlive, killProcess, reattach, spawnDetached } from "../vm/process.js";
+import type { VmImage } from "../vm/vm-image.js";
+import { AGENT_GUEST_PORTS, type StopOutcome, type VmCreateOptions, type VmMachine } from "../vm/vm-machine.js";
 import { canConnectUnix, isLoopbackTcpListening, loopbackPortSpeaks, pollUntil, tailFile } from "../vm/wait.js";
 import { type Accel, buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "./qemu-argv.js";
-import type { VmImage } from "./qemu-check.js";
 import {
   buildPastaArgv,
   buildSlirpNetdev,
@@ -33,24 +36,6 @@ import { QmpClient } from "./qmp.js";
 
 const execFileAsync = promisify(execFile);
 
-/** The agent's guest ports (the shared contract) and the names their host forwards are kept under. */
-export const AGENT_GUEST_PORTS = { exec: 1024, control: 1026 } as const;
-
-export interface QemuCreateOptions {
-  dataDir: string;
-  name: string;
-  serverId: string;
-  image: VmImage;
-  repo?: string;
-  display?: string;
-  memoryMiB?: number;
-  cpus?: number;
-  /** When the shed was created (ISO 8601); defaults to now. */
-  createdAt?: string;
-  /** A --local-dir as the server checked it: shared into the VM through virtiofs on every boot. */
-  localDir?: InstanceLocalDir;
-}
-
 export interface AgentEndpoint {
   host: "127.0.0.1";
   execPort: number;
@@ -62,21 +47,23 @@ export interface AgentEndpoint {
   secret: string;
 }
 
-export type StopOutcome = "powerdown" | "killed" | "not-running";
-
 /**
  * One QEMU virtual machine, as files in its instance directory plus (while it runs) a QEMU
  * process and its passt network process, both detached from the server. Every method reads the
  * metadata afresh: the object holds no state a restarted server would lack, so `QemuMachine.open`
  * after a restart is the same as the object that created the VM.
  */
-export class QemuMachine {
+export class QemuMachine extends VmMachineBase implements VmMachine {
+  protected readonly hypervisorLabel = "QEMU";
+
   private constructor(
-    readonly dataDir: string,
-    readonly name: string,
-    readonly dir: string,
+    dataDir: string,
+    name: string,
+    dir: string,
     private readonly accel: Accel,
-  ) {}
+  ) {
+    super(dataDir, name, dir);
+  }
 
   /**
    * Makes the instance: directory (0700), qcow2 overlay over the image's rootfs (the base is never
@@ -84,7 +71,7 @@ export class QemuMachine {
    * backing file and the metadata keep naming it after a rebuild), config disk with a fresh secret, forwarded ports, metadata. Does not boot it. A
    * failure removes what was made.
    */
-  static async create(o: QemuCreateOptions): Promise<QemuMachine> {
+  static async create(o: VmCreateOptions & { repo?: string }): Promise<QemuMachine> {
     const dir = createInstanceDir(o.dataDir, o.name);
     let ports: Record<string, number> = {};
     try {
@@ -131,28 +118,12 @@ export class QemuMachine {
     return new QemuMachine(o.dataDir, o.name, dir, chooseAccel());
   }
 
-  /** The machine of an existing instance directory, or undefined when there is none (or no metadata). */
+  /** The machine of an existing QEMU instance directory, or undefined when there is none (or no metadata). */
   static open(dataDir: string, name: string): QemuMachine | undefined {
     const dir = instanceDir(dataDir, name);
-    if (!readInstanceMeta(dir)) return undefined;
+    // Another VM backend's instance of that name is not a QEMU machine.
+    if (readInstanceMeta(dir)?.backend !== "qemu") return undefined;
     return new QemuMachine(dataDir, name, dir, chooseAccel());
-  }
-
-  meta(): InstanceMeta {
-    const m = readInstanceMeta(this.dir);
-    if (!m) throw new ShedError("SHED_NOT_FOUND", `VM instance ${this.name} has no metadata in ${this.dir}`);
-    return m;
-  }
-
-  /** Running means the recorded QEMU process is alive (pid and start time match). */
-  isRunning(): boolean {
-    return isAlive(this.meta().hypervisor);
-  }
-
-  /** Reconciles the metadata with the live process (a dead QEMU becomes "stopped") and says which. */
-  async status(): Promise<{ running: boolean; foundDead: boolean }> {
-    const r = await reattach(this.dir);
-    return { running: r?.running ?? false, foundDead: r?.foundDead ?? false };
   }
 
   agentEndpoint(): AgentEndpoint {
@@ -162,8 +133,16 @@ export class QemuMachine {
     if (execPort === undefined || controlPort === undefined) {
       throw new ShedError("BACKEND_ERROR", `VM metadata of ${this.name} records no agent ports`);
     }
-    const { secret } = readConfigDisk(instancePath(this.dir, "configDisk"));
-    return { host: "127.0.0.1", execPort, controlPort, secret };
+    return { host: "127.0.0.1", execPort, controlPort, secret: this.secret() };
+  }
+
+  agent(): { dial: AgentDialer; secret: string; where: string } {
+    const e = this.agentEndpoint();
+    return { dial: tcpDialer(e.host, e.execPort), secret: e.secret, where: `the agent of VM ${this.name}` };
+  }
+
+  workspaceDisk(): { path: string; suffix: string } {
+    return { path: instancePath(this.dir, "overlay"), suffix: "qcow2" };
   }
 
   serialTail(lines = 20): string {
@@ -250,31 +229,11 @@ export class QemuMachine {
 
   /**
    * Waits until the guest agent answers on its forwarded control port, or the deadline. `probe`
-   * defaults to "the port sends the agent's hello"; the backend may pass a full health check.
-   * Fails early, with the serial console's tail, if QEMU exits meanwhile.
+   * defaults to "the port sends the agent's hello"; the backend passes a full health check.
    */
-  async waitForAgent(timeoutMs: number, probe?: (endpoint: AgentEndpoint) => Promise<boolean>): Promise<number> {
-    const started = Date.now();
-    const endpoint = this.agentEndpoint();
-    const hypervisor = this.meta().hypervisor;
-    const check = probe ?? ((e: AgentEndpoint) => loopbackPortSpeaks(e.controlPort, 2_000));
-    const r = await pollUntil({
-      ready: () => check(endpoint).catch(() => false),
-      failed: () => (isAlive(hypervisor) ? undefined : "QEMU exited while the guest was booting"),
-      timeoutMs,
-      intervalMs: 250,
-    });
-    if (!r.ok) {
-      const why =
-        r.reason === "timeout" ? `the guest agent did not answer within ${Math.round(timeoutMs / 1000)} s` : r.reason;
-      throw bootError(
-        this.dir,
-        `VM ${this.name}: ${why}`,
-        "serialLog",
-        r.reason === "timeout" ? "TIMEOUT" : "BACKEND_ERROR",
-      );
-    }
-    return Date.now() - started;
+  override waitForAgent(timeoutMs: number, probe?: () => Promise<boolean>): Promise<number> {
+    const port = this.agentEndpoint().controlPort;
+    return super.waitForAgent(timeoutMs, probe ?? (() => loopbackPortSpeaks(port, 2_000)));
   }
 
   /**
@@ -282,64 +241,19 @@ export class QemuMachine {
    * if QEMU is still there after `timeoutMs`. The metadata records which it was.
    */
   async stop(timeoutMs: number): Promise<StopOutcome> {
-    const meta = this.meta();
-    const qemu = meta.hypervisor;
-    if (!qemu || !isAlive(qemu)) {
-      await reattach(this.dir);
-      return "not-running";
-    }
-    let outcome: StopOutcome = "powerdown";
-    try {
+    return this.stopWith(async () => {
       const qmp = await QmpClient.connect(instancePath(this.dir, "qmpSocket"), Math.min(timeoutMs, 5_000));
       try {
         await qmp.systemPowerdown();
       } finally {
         qmp.close();
       }
-      if (!(await waitForExit(qemu, timeoutMs))) outcome = "killed";
-    } catch {
-      // QMP did not answer (QEMU wedged or exiting): the kill below settles it.
-      outcome = isAlive(qemu) ? "killed" : "powerdown";
-    }
-    if (outcome === "killed") {
-      signalProcess(qemu, "SIGKILL");
-      await waitForExit(qemu, 10_000);
-    }
-    await this.settleStopped(outcome);
-    return outcome;
+    }, timeoutMs);
   }
 
   /** The running virtiofsd of a --local-dir shed, if any. */
   fsHelper(): ProcessRecord | undefined {
     return this.meta().helpers.fs;
-  }
-
-  /** Ends QEMU at once (SIGKILL) and its helpers; for failed boots and delete. */
-  async kill(): Promise<void> {
-    const qemu = this.meta().hypervisor;
-    if (qemu && isAlive(qemu)) {
-      signalProcess(qemu, "SIGKILL");
-      await waitForExit(qemu, 10_000);
-    }
-    await this.settleStopped("killed");
-  }
-
-  /** Kills anything still running and removes the instance directory. */
-  async remove(): Promise<void> {
-    if (readInstanceMeta(this.dir)) await this.kill();
-    removeInstanceDir(this.dataDir, this.name);
-  }
-
-  private async settleStopped(how: "powerdown" | "killed"): Promise<void> {
-    const meta = this.meta();
-    // pasta exits once QEMU's namespace is gone; this ends one that did not.
-    for (const h of Object.values(meta.helpers)) await killProcess(h, 2_000);
-    updateInstanceMeta(this.dir, (m) => ({
-      ...m,
-      hypervisor: null,
-      helpers: {},
-      ...(meta.hypervisor ? { last_stop: how, last_stopped_at: new Date().toISOString() } : {}),
-    }));
   }
 
   /** A recorded port that something else took while the VM was stopped is replaced by a free one. */

@@ -1,5 +1,5 @@
 import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+import { findOnPath } from "../../core/find-on-path.js";
 
 /**
  * A hypervisor program as the server config names it (firecracker_binary, vfkit_binary): a bare
@@ -8,18 +8,10 @@ import { delimiter, join } from "node:path";
  */
 export function resolveHostProgram(
   binary: string,
-  which: (bin: string) => string | undefined = onPath,
+  which: (bin: string) => string | undefined = (bin) => findOnPath(bin),
 ): string | undefined {
   if (!binary.includes("/")) return which(binary);
   return isExecutable(binary) ? binary : undefined;
-}
-
-/** The executable `program` in a PATH directory, as a shell would find it. */
-function onPath(program: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (dir && isExecutable(join(dir, program))) return join(dir, program);
-  }
-  return undefined;
 }
 
 function isExecutable(file: string): boolean {
