@@ -68,7 +68,7 @@ const MAX_CID = 0xffff_fffe;
  *   Firecracker adds this same word itself when PCI is off.
  * - i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd: skip probing for a mouse, a multiplexer,
  *   PnP descriptions and keyboard LEDs, which only cost boot time; the AT keyboard itself stays,
- *   and SendCtrlAltDel needs it (busybox init's ctrlaltdel entry powers the guest off).
+ *   and SendCtrlAltDel needs it (busybox init's ctrlaltdel entry reboots, which ends Firecracker).
  * Not taken from Firecracker's defaults: nomodule (the image loads virtio modules) and
  * 8250.nr_uarts=0 (it would remove ttyS0, the console the server records).
  */
@@ -124,7 +124,8 @@ export function buildFirecrackerPlan(o: FirecrackerPlanInput): FirecrackerReques
     {
       method: "PUT",
       path: `/drives/${CONFIG_DRIVE_ID}`,
-      body: { drive_id: CONFIG_DRIVE_ID, path_on_host: o.configDisk, is_root_device: false, is_read_only: false },
+      // The guest only reads it (the secret and the hostname), as under QEMU.
+      body: { drive_id: CONFIG_DRIVE_ID, path_on_host: o.configDisk, is_root_device: false, is_read_only: true },
     },
     {
       method: "PUT",
@@ -138,7 +139,8 @@ export function buildFirecrackerPlan(o: FirecrackerPlanInput): FirecrackerReques
 
 /**
  * An orderly shutdown from the host: on x86_64 Firecracker presses Ctrl+Alt+Del on the guest's
- * keyboard; the guest's init powers off, and Firecracker exits.
+ * keyboard; the guest's init reboots (Firecracker has no ACPI power-off), and with reboot=k
+ * Firecracker exits.
  */
 export const SEND_CTRL_ALT_DEL: FirecrackerRequest = Object.freeze({
   method: "PUT",
@@ -169,7 +171,8 @@ export function firecrackerArgv(o: { binary: string; apiSock: string; id: string
       hint: "Firecracker accepts 1 to 64 letters, digits and '-' as --id; use firecrackerInstanceId(name)",
     });
   }
-  checkPath("binary", o.binary);
+  // A bare name is looked up on PATH when spawned (firecracker_binary's default); a path must be absolute.
+  if (o.binary.includes("/") || o.binary === "") checkPath("binary", o.binary);
   checkSocketPath("apiSock", o.apiSock);
   return [o.binary, "--api-sock", o.apiSock, "--id", o.id];
 }

@@ -26,6 +26,11 @@ export const INSTANCE_FILES = {
   /** virtiofsd's vhost-user socket and log, for a --local-dir (QEMU only). */
   fsSocket: "virtiofs.sock",
   fsLog: "virtiofsd.log",
+  /** Firecracker and VZ: the instance's own raw copy of the image's rootfs (a reflink or clone where the filesystem can). */
+  rawDisk: "rootfs.img",
+  /** Firecracker: its REST API socket, and the host end of the guest's vsock (CONNECT <port>). */
+  apiSocket: "firecracker.sock",
+  vsockSocket: "vsock.sock",
 } as const;
 
 export type InstanceFile = keyof typeof INSTANCE_FILES;
@@ -68,11 +73,11 @@ export function createInstanceDir(dataDir: string, name: string): string {
 }
 
 /**
- * QEMU binds its control socket inside the instance directory; a data_dir deep enough to push
+ * Hypervisors bind their control sockets inside the instance directory; a data_dir deep enough to push
  * those paths past the kernel's limit would fail later with a cryptic bind error, so say it here.
  */
 export function checkSocketPaths(dir: string): void {
-  for (const file of ["qmpSocket", "fsSocket"] as const) {
+  for (const file of ["qmpSocket", "fsSocket", "apiSocket", "vsockSocket"] as const) {
     const path = instancePath(dir, file);
     if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH) {
       throw new ShedError(
