@@ -18,16 +18,21 @@ import type { ServiceDeps } from "./shed-service.js";
  */
 export async function prepareCreate(
   req: CreateShedRequest,
-  deps: Pick<ServiceDeps, "config" | "backends" | "env" | "bundlePath">,
+  deps: Pick<ServiceDeps, "config" | "backends" | "env" | "bundlePath" | "hostProblem">,
   provisionState: (backend: Backend, name: string, noProvision: boolean) => ProvisionState,
 ): Promise<CreateContext> {
   const name = validateShedName(req.name);
   const backendName = req.backend ?? deps.config.defaultBackend;
   const backend = deps.backends.get(backendName);
   if (!backend) {
-    throw new ShedError("BACKEND_NOT_ENABLED", `backend ${JSON.stringify(backendName)} is not enabled on this server`, {
-      hint: `enabled: ${[...deps.backends.keys()].join(", ")} (server config: enabled_backends)`,
-    });
+    const enabled = `enabled: ${[...deps.backends.keys()].join(", ")} (server config: enabled_backends)`;
+    // Said at once: enabling it would not help on a host that lacks what it needs.
+    const problem = deps.hostProblem?.(backendName);
+    throw new ShedError(
+      "BACKEND_NOT_ENABLED",
+      `backend ${JSON.stringify(backendName)} is not enabled on this server${problem ? `, and this host could not run it: ${problem.message}` : ""}`,
+      { hint: problem?.hint ? `${problem.hint}; ${enabled}` : enabled },
+    );
   }
   if ((req.repo || req.repo_bundle) && req.local_dir) {
     throw new ShedError("INVALID_REQUEST", "--repo and --local-dir cannot be used together", {

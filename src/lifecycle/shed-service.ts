@@ -27,6 +27,8 @@ export interface ServiceDeps {
   env: Record<string, string>;
   /** Resolves an uploaded bundle id to its file on this server. */
   bundlePath(id: string): string | undefined;
+  /** Why this host could not run a backend the config leaves out (what is missing), if anything. */
+  hostProblem?(backend: BackendName): ShedError | undefined;
 }
 
 /**

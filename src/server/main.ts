@@ -5,6 +5,7 @@ import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { startServer } from "./server.js";
 import { runSetupCommand } from "./setup-command.js";
+import { buildVmPlan } from "./vm-plan-command.js";
 
 const program = new Command("shed-server").description("Runs sheds on this machine: HTTP API and SSH").version(VERSION);
 
@@ -95,6 +96,33 @@ program
         out: (line) => process.stdout.write(`${line}\n`),
       });
       process.exit(code);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("vm-plan")
+  .description("print, as JSON, the argv and (Firecracker) API requests that booting a shed would use; starts nothing")
+  .requiredOption("--backend <backend>", "firecracker or vz")
+  .argument("<name>", "the shed's name")
+  .option("--cpus <n>", "virtual CPUs (default: vm_cpus)")
+  .option("--memory <size>", "memory in MiB or with a unit, e.g. 2GiB (default: vm_memory)")
+  .option("--image <name>", "VM image name (default: vm_image)")
+  .option("--local-dir <dir>", "a directory to share at /workspace (vz only)")
+  .option("--config <file>", "server config YAML (defaults apply without one)", process.env.SHED_SERVER_CONFIG)
+  .action((name, opts) => {
+    try {
+      const config = loadServerConfig(opts.config);
+      const plan = buildVmPlan(config, {
+        backend: opts.backend,
+        name,
+        ...(opts.cpus === undefined ? {} : { cpus: opts.cpus }),
+        ...(opts.memory === undefined ? {} : { memory: opts.memory }),
+        ...(opts.image === undefined ? {} : { image: opts.image }),
+        ...(opts.localDir === undefined ? {} : { localDir: opts.localDir }),
+      });
+      process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     } catch (err) {
       fail(err);
     }

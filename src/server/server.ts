@@ -6,7 +6,10 @@ import { getRequestListener } from "@hono/node-server";
 import type { Backend, Ownership } from "../backends/backend.js";
 import { DockerBackend } from "../backends/docker/docker-backend.js";
 import { dockerEngine } from "../backends/docker/engine.js";
+import { FirecrackerBackend } from "../backends/firecracker/firecracker-backend.js";
+import { hostProblem } from "../backends/host-checks.js";
 import { QemuBackend } from "../backends/qemu/qemu-backend.js";
+import { VzBackend } from "../backends/vz/vz-backend.js";
 import { readEnvFile } from "../config/env-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { loadOrCreateApiToken } from "../core/api-token.js";
@@ -73,7 +76,14 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
   const hostKey = loadOrCreateHostKey(join(config.dataDir, "ssh_host_ed25519_key"));
   const token = loadOrCreateApiToken(config.dataDir);
   const transport = apiTransport(config);
-  const service = new ShedService({ config, backends, meta, env, bundlePath: (id) => bundles.resolve(id) });
+  const service = new ShedService({
+    config,
+    backends,
+    meta,
+    env,
+    bundlePath: (id) => bundles.resolve(id),
+    hostProblem: (backend) => hostProblem(backend, config),
+  });
   // Operations the previous server was killed in: finished, undone or marked interrupted before any request.
   const recovered = [...reattached, ...(await service.recover())];
 
@@ -127,10 +137,10 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
 
 function makeBackend(name: BackendName, ownership: Ownership, config: ServerConfig): Backend {
   if (name === "docker") return new DockerBackend(ownership, config.defaultImage, dockerEngine(config.dockerSocket));
-  if (name === "qemu") return new QemuBackend(ownership, { dataDir: config.dataDir, vm: config.vm });
-  throw new ShedError("BACKEND_NOT_ENABLED", `the ${name} backend is not available in this build`, {
-    hint: "enable docker or qemu in enabled_backends (Firecracker and VZ are not built yet)",
-  });
+  const vm = { dataDir: config.dataDir, vm: config.vm };
+  if (name === "qemu") return new QemuBackend(ownership, vm);
+  if (name === "firecracker") return new FirecrackerBackend(ownership, vm);
+  return new VzBackend(ownership, vm, config.credentials);
 }
 
 function listen(

@@ -90,7 +90,7 @@ describe("the Firecracker plan against Firecracker's API description", () => {
       drive_id: CONFIG_DRIVE_ID,
       path_on_host: `${dir}/config.img`,
       is_root_device: false,
-      is_read_only: false,
+      is_read_only: true,
     });
     expect(eth0?.body).toEqual({ iface_id: "eth0", host_dev_name: "shedtap7", guest_mac: "06:00:ac:1e:00:05" });
     expect(vsock?.body).toEqual({ guest_cid: 7, uds_path: `${dir}/vsock.sock` });
