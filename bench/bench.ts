@@ -1,226 +1,123 @@
-// Measures what Shed adds on top of Docker. See bench/run.sh; figures go to README.md.
+// Shed beside the reference dev-container CLI and plain Docker, in one run with the systems
+// alternating (see bench/run.sh). Prints a table of medians, ratios and issue 12's targets, and writes
+// bench/results.json; the README carries the latest full run's table.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { inBatches, makeRepo, median, must, rssMb, run, SHED, startBenchServer } from "./harness.js";
+import { emptyCreate, exec, startup } from "./basics.js";
+import type { Ctx } from "./context.js";
+import { fifty } from "./fifty.js";
+import { type BenchServer, inBatches, ROOT, rssMb, run, SHED, startBenchServer } from "./harness.js";
+import { hookOverhead, streaming } from "./hooks.js";
+import { lifecycle } from "./lifecycle.js";
+import { BENCH_LABEL, DEVCONTAINER_VERSION, removeLabelled } from "./peers.js";
+import { markdownTable, type Row, rowOf } from "./table.js";
 
+const PARTS = ["version", "exec", "create", "lifecycle", "hooks", "stream", "fifty"] as const;
 const quick = process.argv.includes("--quick");
 const onlyArg = process.argv.indexOf("--only");
-/** `--only exec|create|hooks|stream|fifty` runs one part. */
+/** `--only PART` runs one part (one of PARTS). */
 const only = onlyArg >= 0 ? process.argv[onlyArg + 1] : undefined;
-const part = (name: string) => only === undefined || only === name;
-const N_EXEC = quick ? 10 : 30;
-const N_CREATE = quick ? 3 : 7;
-const N_HOOKS = quick ? 2 : 5;
-const STREAM_MB = quick ? 50 : 200;
-const N_STREAM = quick ? 1 : 5;
-const N_SHEDS = 50;
-const N_LIST = quick ? 5 : 15;
+if (only !== undefined && !(PARTS as readonly string[]).includes(only)) {
+  process.stderr.write(`bench: --only takes one of ${PARTS.join(", ")}, not ${JSON.stringify(only)}\n`);
+  process.exit(2);
+}
+const part = (name: (typeof PARTS)[number]) => only === undefined || only === name;
+const N = quick
+  ? { version: 10, exec: 6, create: 2, lifecycle: 2, hooks: 2, streamMb: 50, stream: 1, list: 5 }
+  : { version: 30, exec: 30, create: 7, lifecycle: 7, hooks: 5, streamMb: 200, stream: 5, list: 15 };
 
-const results: Record<string, unknown> = { date: new Date().toISOString(), quick };
 const line = (s: string) => process.stdout.write(`${s}\n`);
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+const git = (args: string[]) => spawnSync("git", ["-C", ROOT, ...args], { encoding: "utf8" }).stdout.trim();
+const meta = {
+  date: new Date().toISOString(),
+  quick,
+  only: only ?? null,
+  commit: git(["rev-parse", "HEAD"]),
+  // dist/ is built from the working tree: uncommitted changes under src/ are in what was measured.
+  uncommitted_src: git(["status", "--porcelain", "--", "src"]).split("\n").filter(Boolean),
+  cores: cpus().length,
+  load_before: loadavg(),
+  node: process.version,
+  docker: spawnSync("docker", ["version", "--format", "{{.Server.Version}}"], { encoding: "utf8" }).stdout.trim(),
+  devcontainer_cli: DEVCONTAINER_VERSION,
+};
+const runId = Math.random().toString(16).slice(2, 8);
+const tmp = mkdtempSync(join(tmpdir(), `shed-bench-${runId}-`));
+const servers: BenchServer[] = [];
 
-const server = await startBenchServer();
-const env = server.env;
-const shed = (args: string[], quiet = true) => must([SHED, ...args], { env, quiet });
-const docker = (args: string[]) => must(["docker", ...args], { quiet: true });
+let cleaning: Promise<void> | undefined;
+/** Removes all the run made, also after a failure or Ctrl-C: sheds through Shed, then by label. */
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    let leftovers = 0;
+    for (const server of servers) {
+      const listed = await run([SHED, "--json", "list"], { env: server.env });
+      if (listed.code === 0) {
+        const names = (JSON.parse(listed.stdout) as { sheds: { name: string }[] }).sheds.map((s) => s.name);
+        leftovers += names.length;
+        await inBatches(names, 5, (name) => run([SHED, "delete", name, "--force"], { env: server.env, quiet: true }));
+      }
+      await server.stop();
+      leftovers += await removeLabelled(`dev.shed.server-id=${server.serverId}`);
+      rmSync(server.dir, { recursive: true, force: true });
+    }
+    leftovers += await removeLabelled(`${BENCH_LABEL}=${runId}`);
+    rmSync(tmp, { recursive: true, force: true });
+    if (leftovers > 0) line(`cleanup: removed ${leftovers} sheds, containers or volumes a part left behind`);
+  })();
+  return cleaning;
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  // `on`, not `once`: tsx relays the signal the process group already got, and a second one must not kill.
+  process.on(signal, () => {
+    if (cleaning) return;
+    line(`bench: ${signal}, cleaning up`);
+    void cleanup()
+      .catch((err: Error) => line(`cleanup failed: ${err.stack ?? err}`))
+      .finally(() => process.exit(130));
+  });
+}
 
+const rows: Row[] = [];
 try {
-  // --- exec -------------------------------------------------------------
-  if (part("exec")) {
-    line("exec: creating bench-exec");
-    await shed(["create", "bench-exec"]);
-    line("exec: measuring");
-    await shed(["exec", "bench-exec", "--", "true"]); // opens the multiplexed connection
-    const shedExec: number[] = [];
-    const dockerExec: number[] = [];
-    for (let i = 0; i < N_EXEC; i++) {
-      dockerExec.push((await docker(["exec", "shed-bench-exec", "true"])).ms);
-      shedExec.push((await shed(["exec", "bench-exec", "--", "true"])).ms);
-    }
-    const cfg = join(server.dir, "cli", "ssh_config");
-    const coldExec: number[] = [];
-    for (let i = 0; i < Math.ceil(N_EXEC / 3); i++) {
-      await run(["ssh", "-F", cfg, "-O", "exit", "-l", "bench-exec", "shed.bench"], { quiet: true });
-      coldExec.push((await shed(["exec", "bench-exec", "--", "true"])).ms);
-    }
-    const exec = {
-      shed_exec_ms: median(shedExec),
-      docker_exec_ms: median(dockerExec),
-      ratio: median(shedExec) / median(dockerExec),
-      cold_shed_exec_ms: median(coldExec),
-      cold_ratio: median(coldExec) / median(dockerExec),
-      runs: N_EXEC,
-    };
-    results.exec = exec;
-    line(
-      `exec: shed exec ${fmt(exec.shed_exec_ms)} vs docker exec ${fmt(exec.docker_exec_ms)} = ${exec.ratio.toFixed(2)}x (target <= 1.3x)`,
-    );
-    line(`      first exec on a new connection: ${fmt(exec.cold_shed_exec_ms)} = ${exec.cold_ratio.toFixed(2)}x`);
-    await shed(["delete", "bench-exec", "--force"]);
+  const server = await startBenchServer();
+  servers.push(server);
+  const ctx: Ctx = { runId, tmp, quick, server, line };
+  if (part("version")) rows.push(...(await startup(ctx, N.version)));
+  if (part("exec")) rows.push(...(await exec(ctx, N.exec)));
+  if (part("create")) rows.push(...(await emptyCreate(ctx, N.create)));
+  if (part("lifecycle")) rows.splice(0, 0, ...(await lifecycle(ctx, N.lifecycle)));
+  if (part("hooks")) rows.push(...(await hookOverhead(ctx, N.hooks)));
+  if (part("stream")) rows.push(...(await streaming(ctx, N.streamMb, N.stream)));
+  if (only === undefined) {
+    const after = "shed-server resident memory after the parts above (streaming included)";
+    rows.push(rowOf("server_rss_after", after, { shed: [rssMb(server.pid)] }, [], "MB"));
   }
-
-  // --- create -----------------------------------------------------------
-  if (part("create")) {
-    const shedCreate: number[] = [];
-    const floor: number[] = [];
-    for (let i = 0; i < N_CREATE; i++) {
-      const t0 = performance.now();
-      await docker(["volume", "create", `bench-floor-${i}`]);
-      await docker([
-        "run",
-        "-d",
-        "--init",
-        "--name",
-        `bench-floor-${i}`,
-        "-v",
-        `bench-floor-${i}:/workspace`,
-        "shed-base:latest",
-        "sleep",
-        "infinity",
-      ]);
-      await docker(["exec", `bench-floor-${i}`, "true"]);
-      floor.push(performance.now() - t0);
-      await docker(["rm", "-f", `bench-floor-${i}`]);
-      await docker(["volume", "rm", `bench-floor-${i}`]);
-      shedCreate.push((await shed(["create", `bench-create-${i}`])).ms);
-      await shed(["delete", `bench-create-${i}`, "--force"]);
-    }
-    const create = {
-      shed_create_ms: median(shedCreate),
-      docker_floor_ms: median(floor),
-      ratio: median(shedCreate) / median(floor),
-      runs: N_CREATE,
-    };
-    results.create = create;
-    line(
-      `create: shed create ${fmt(create.shed_create_ms)} vs docker floor ${fmt(create.docker_floor_ms)} = ${create.ratio.toFixed(2)}x (target <= 1.5x)`,
-    );
-  }
-
-  // --- hook overhead ----------------------------------------------------
-  if (part("hooks")) {
-    const noop = "#!/bin/sh\ntrue\n";
-    const withHooks = gitRepo({
-      ".shed/provision.yaml": "hooks:\n  install: h/install.sh\n  startup: h/startup.sh\n  shutdown: h/shutdown.sh\n",
-      "h/install.sh": noop,
-      "h/startup.sh": noop,
-      "h/shutdown.sh": noop,
-    });
-    const without = gitRepo({ README: "no provisioning\n" });
-    const createHooks: number[] = [];
-    const createNone: number[] = [];
-    const stopHooks: number[] = [];
-    const stopNone: number[] = [];
-    for (let i = 0; i < N_HOOKS; i++) {
-      createNone.push((await shed(["create", `bench-none-${i}`, "--repo", without])).ms);
-      createHooks.push((await shed(["create", `bench-hooks-${i}`, "--repo", withHooks])).ms);
-      stopNone.push((await shed(["stop", `bench-none-${i}`])).ms);
-      stopHooks.push((await shed(["stop", `bench-hooks-${i}`])).ms);
-      await shed(["delete", `bench-none-${i}`, "--force"]);
-      await shed(["delete", `bench-hooks-${i}`, "--force"]);
-    }
-    const createDiff = median(createHooks) - median(createNone);
-    const hooks = {
-      create_with_hooks_ms: median(createHooks),
-      create_without_ms: median(createNone),
-      create_overhead_ms: createDiff,
-      // Create runs two of the three hooks (install, startup) plus PATH capture.
-      per_hook_on_create_ms: createDiff / 2,
-      stop_with_shutdown_hook_ms: median(stopHooks),
-      stop_without_ms: median(stopNone),
-      shutdown_hook_overhead_ms: median(stopHooks) - median(stopNone),
-      runs: N_HOOKS,
-    };
-    results.hooks = hooks;
-    line(
-      `hooks: create with 3 no-op hooks ${fmt(hooks.create_with_hooks_ms)} vs none ${fmt(hooks.create_without_ms)}: +${fmt(createDiff)}, ${fmt(hooks.per_hook_on_create_ms)} per hook run (target < 300 ms)`,
-    );
-    line(`       stop with a no-op shutdown hook: +${fmt(hooks.shutdown_hook_overhead_ms)}`);
-  }
-
-  // --- log streaming ----------------------------------------------------
-  if (part("stream")) {
-    const bytes = STREAM_MB * 1_000_000;
-    const printer = `#!/bin/sh\nyes 'a line of hook output, about sixty bytes long ..........' | head -c ${bytes}\n`;
-    const streamRepo = gitRepo({ ".shed/provision.yaml": "hooks:\n  startup: p.sh\n", "p.sh": printer });
-    await shed(["create", "bench-stream", "--repo", streamRepo, "--no-provision"]);
-    // Alternating runs, medians: one run of each swings by a third on a 2-core machine.
-    const viaShedRuns: number[] = [];
-    const viaDockerRuns: number[] = [];
-    for (let i = 0; i < N_STREAM; i++) {
-      viaShedRuns.push((await shed(["provision", "bench-stream", "--hook", "startup"])).ms);
-      viaDockerRuns.push(
-        (
-          await docker([
-            "exec",
-            "shed-bench-stream",
-            "sh",
-            "-c",
-            `yes 'a line of hook output, about sixty bytes long ..........' | head -c ${bytes}`,
-          ])
-        ).ms,
-      );
-    }
-    const viaShed = median(viaShedRuns);
-    const viaDocker = median(viaDockerRuns);
-    const stream = {
-      megabytes: STREAM_MB,
-      shed_mb_per_s: STREAM_MB / (viaShed / 1000),
-      docker_exec_mb_per_s: STREAM_MB / (viaDocker / 1000),
-      ratio: viaDocker / viaShed,
-      runs: N_STREAM,
-    };
-    results.stream = stream;
-    line(
-      `stream: ${STREAM_MB} MB hook output ${stream.shed_mb_per_s.toFixed(0)} MB/s through shed vs ${stream.docker_exec_mb_per_s.toFixed(0)} MB/s docker exec = ${stream.ratio.toFixed(2)}x (target >= 0.5x)`,
-    );
-    await shed(["delete", "bench-stream", "--force"]);
-  }
-  // --- 50 sheds on one server --------------------------------------------
   if (part("fifty")) {
-    const rssIdle = rssMb(server.pid);
-    const names = Array.from({ length: N_SHEDS }, (_, i) => `bench-many-${i}`);
-    line(`fifty: creating ${N_SHEDS} sheds (no hooks), 5 at a time`);
-    try {
-      await inBatches(names, 5, (name) => shed(["create", name]));
-      // Correct before timed: every shed listed, each running.
-      const listed = JSON.parse((await shed(["--json", "list"], false)).stdout) as {
-        sheds: { name: string; status: string }[];
-      };
-      const running = new Set(listed.sheds.filter((s) => s.status === "running").map((s) => s.name));
-      const missing = names.filter((n) => !running.has(n));
-      if (missing.length > 0) throw new Error(`shed list left out or misreported ${missing.join(", ")}`);
-      const listMs: number[] = [];
-      for (let i = 0; i < N_LIST; i++) listMs.push((await shed(["list"])).ms);
-      const fifty = {
-        sheds: N_SHEDS,
-        list_ms: median(listMs),
-        server_rss_idle_mb: rssIdle,
-        server_rss_mb: rssMb(server.pid),
-        runs: N_LIST,
-      };
-      results.fifty = fifty;
-      line(
-        `fifty: shed list of ${N_SHEDS} sheds ${fmt(fifty.list_ms)}; server memory ${fifty.server_rss_mb.toFixed(0)} MB (${fifty.server_rss_idle_mb.toFixed(0)} MB before the sheds)`,
-      );
-    } finally {
-      await inBatches(names, 5, (name) => run([SHED, "delete", name, "--force"], { env, quiet: true }));
-    }
+    const many = await startBenchServer();
+    servers.push(many);
+    rows.push(...(await fifty(ctx, many, N.list)));
   }
 } finally {
-  server.stop();
+  await cleanup();
 }
-if (!only) writeFileSync(join(import.meta.dirname, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-if (!only) line("wrote bench/results.json");
 
-function gitRepo(files: Record<string, string>): string {
-  const dir = makeRepo(mkdtempSync(join(tmpdir(), "shed-bench-repo-")), files);
-  const git = (args: string[]) => spawnSync("git", ["-C", dir, ...args], { stdio: "ignore" });
-  git(["init", "-q", "-b", "main"]);
-  git(["add", "."]);
-  git(["-c", "user.email=b@shed.invalid", "-c", "user.name=bench", "commit", "-qm", "bench"]);
-  return dir;
+const table = markdownTable(rows, DEVCONTAINER_VERSION);
+const dirty =
+  meta.uncommitted_src.length > 0 ? ` + uncommitted changes in ${meta.uncommitted_src.length} src files` : "";
+line(
+  `\n${meta.date.slice(0, 10)}, commit ${meta.commit.slice(0, 7)}${dirty}, ${meta.cores} cores, Docker ${meta.docker}`,
+);
+line(
+  `load average before ${meta.load_before.map((l) => l.toFixed(2)).join(" ")}, after ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}\n`,
+);
+line(table);
+if (!quick && !only) {
+  const results = { ...meta, load_after: loadavg(), rows, table };
+  writeFileSync(join(import.meta.dirname, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  line("\nwrote bench/results.json");
 }

@@ -51,11 +51,18 @@ export function median(xs: number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-/** A shed-server from dist/ on free ports, and a CLI config pointing at it. */
+export interface BenchServer {
+  env: NodeJS.ProcessEnv;
+  dir: string;
+  pid: number;
+  /** What the server labels its Docker objects with (dev.shed.server-id), to find its leftovers. */
+  serverId: string;
+  /** SIGTERM, resolved once the server has exited. */
+  stop(): Promise<void>;
+}
+
 /** A packaged shed-server on free ports with a CLI config added to it; `extra` is more server config (YAML lines). */
-export async function startBenchServer(
-  extra = "",
-): Promise<{ env: NodeJS.ProcessEnv; stop(): void; dir: string; pid: number }> {
+export async function startBenchServer(extra = ""): Promise<BenchServer> {
   const dir = mkdtempSync(join(tmpdir(), "shed-bench-"));
   writeFileSync(
     join(dir, "server.yaml"),
@@ -64,6 +71,7 @@ export async function startBenchServer(
   const server = spawn("node", [join(ROOT, "dist", "shed-server.mjs"), "serve", "--config", join(dir, "server.yaml")], {
     stdio: ["ignore", "pipe", "inherit"],
   });
+  const exited = new Promise<void>((res) => server.once("exit", () => res()));
   const ready = await new Promise<{ http_port: number }>((res, rej) => {
     let buf = "";
     server.stdout?.on("data", (c: Buffer) => {
@@ -79,7 +87,17 @@ export async function startBenchServer(
   await must([SHED, "server", "add", "127.0.0.1", "--port", String(ready.http_port), "--name", "bench"], {
     env: { ...env, SHED_TOKEN: token },
   });
-  return { env, dir, pid: server.pid as number, stop: () => server.kill("SIGTERM") };
+  const serverId = readFileSync(join(dir, "data", "server_id"), "utf8").trim();
+  return {
+    env,
+    dir,
+    pid: server.pid as number,
+    serverId,
+    stop: () => {
+      if (server.exitCode === null && server.signalCode === null) server.kill("SIGTERM");
+      return exited;
+    },
+  };
 }
 
 export function makeRepo(dir: string, files: Record<string, string>): string {
