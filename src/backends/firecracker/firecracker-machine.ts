@@ -181,7 +181,8 @@ export class FirecrackerMachine extends VmMachineBase implements VmMachine {
       await new FirecrackerApi(instancePath(this.dir, "apiSocket")).apply(launch.requests);
     } catch (err) {
       await this.kill();
-      throw bootError(this.dir, (err as Error).message, "hypervisorStderr");
+      // Firecracker's own log lines go to its stdout, the serial log, beside the guest console.
+      throw bootError(this.dir, (err as Error).message, "serialLog");
     }
   }
 

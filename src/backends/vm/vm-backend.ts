@@ -151,7 +151,7 @@ export class VmBackend implements Backend {
     // A mount does not outlive the VM's reboot; user shed's uid (set at create) is on the VM's disk.
     const machine = this.mustOwn(shed.name);
     const done = await this.mountWorkspace(this.guest(shed.name), machine);
-    return { outcome: "done", message: `${done} again` };
+    return { outcome: "done", message: `${done} mounted again` };
   }
 
   async refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
