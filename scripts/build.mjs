@@ -17,26 +17,31 @@ const common = {
   minify: true,
 };
 
+const CLI_BUNDLES = { "shed-main": "src/cli/main.ts", "shed-quick": "src/cli/quick.ts" };
+
 // Outputs of earlier layouts and caches of earlier builds (a fresh clone has no dist/ yet).
 mkdirSync("dist", { recursive: true });
 for (const f of readdirSync("dist", { withFileTypes: true })) {
-  if (/^shed(\.mjs|-main\.[0-9a-f]+\.cache)/.test(f.name)) rmSync(`dist/${f.name}`, { force: true });
+  if (/^shed(\.mjs|-(main|quick)\.[0-9a-f]+\.cache)/.test(f.name)) rmSync(`dist/${f.name}`, { force: true });
 }
 
 await Promise.all([
   // The guest agent (dist/agent/), for the VM images.
   buildAgent(common),
-  // The CLI is CommonJS so that dist/shed.cjs (src/cli/boot.ts) can run it from V8's code cache.
-  build({
-    ...common,
-    format: "cjs",
-    entryPoints: ["src/cli/main.ts"],
-    outfile: "dist/shed-main.cjs",
-    // import() would need a module loader that vm.Script (boot.ts) does not have: make it require().
-    supported: { "dynamic-import": false },
-    define: { ...common.define, "import.meta.url": "__shedMetaUrl" },
-    banner: { js: 'var __shedMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
-  }),
+  // The CLI is CommonJS so that dist/shed.cjs (src/cli/boot.ts) can run it from V8's code cache: the
+  // full CLI, and the quick path for `shed list` (src/cli/quick.ts), which leaves out most of it.
+  ...Object.entries(CLI_BUNDLES).map(([name, entry]) =>
+    build({
+      ...common,
+      format: "cjs",
+      entryPoints: [entry],
+      outfile: `dist/${name}.cjs`,
+      // import() would need a module loader that vm.Script (boot.ts) does not have: make it require().
+      supported: { "dynamic-import": false },
+      define: { ...common.define, "import.meta.url": "__shedMetaUrl" },
+      banner: { js: 'var __shedMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+    }),
+  ),
   build({
     ...common,
     format: "esm",
@@ -54,13 +59,21 @@ await Promise.all([
     },
   }),
 ]);
-const mainHash = createHash("sha256").update(readFileSync("dist/shed-main.cjs")).digest("hex").slice(0, 16);
+const hashes = Object.fromEntries(
+  Object.keys(CLI_BUNDLES).map((name) => [
+    name,
+    createHash("sha256")
+      .update(readFileSync(`dist/${name}.cjs`))
+      .digest("hex")
+      .slice(0, 16),
+  ]),
+);
 await build({
   ...common,
   format: "cjs",
   sourcemap: false,
   entryPoints: ["src/cli/boot.ts"],
   outfile: "dist/shed.cjs",
-  define: { __SHED_MAIN_HASH__: JSON.stringify(mainHash) },
+  define: { ...common.define, __SHED_BUNDLE_HASHES__: JSON.stringify(hashes) },
 });
 console.log(`built dist/shed.cjs, dist/shed-server.mjs and dist/agent/ (shed ${version})`);

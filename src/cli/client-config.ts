@@ -2,43 +2,40 @@ import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "nod
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { loadYamlFile } from "../config/load-yaml-file.js";
-import { FINGERPRINT_RE } from "../core/cert-fingerprint.js";
 import { ShedError } from "../core/errors.js";
+import { FINGERPRINT_RE } from "../core/fingerprint-format.js";
 import { writeSshFiles } from "./ssh-files.js";
+import "./zod-messages.js";
 
-const serverEntrySchema = z
-  .object({
-    host: z.string().min(1),
-    http_port: z.number().int().min(1).max(65535),
-    ssh_port: z.number().int().min(1).max(65535),
-    host_key: z.string().regex(/^[a-z0-9-]+ [A-Za-z0-9+/=]+$/, { message: "not an SSH public host key" }),
-    /** The server's API token (`shed-server token`). Optional only so configs written before tokens still load. */
-    token: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{16,256}$/, { message: "not an API token" })
-      .optional(),
-    /** The API's TLS certificate, pinned at `shed server add`; absent: plain HTTP (a loopback server). */
-    tls_fingerprint: z.string().regex(FINGERPRINT_RE, { message: "not a sha256:HEX fingerprint" }).optional(),
-    /** The shed-server this CLI starts itself on demand (restarted when it is gone). */
-    local: z.boolean().optional(),
-    /** Forward the user's SSH agent (ssh -A) on console, attach and exec; as in OpenSSH, off unless asked. */
-    forward_agent: z.boolean().optional(),
-  })
-  .strict();
+const serverEntrySchema = z.strictObject({
+  host: z.string().check(z.minLength(1)),
+  http_port: z.int().check(z.minimum(1), z.maximum(65535)),
+  ssh_port: z.int().check(z.minimum(1), z.maximum(65535)),
+  host_key: z.string().check(z.regex(/^[a-z0-9-]+ [A-Za-z0-9+/=]+$/, { message: "not an SSH public host key" })),
+  /** The server's API token (`shed-server token`). Optional only so configs written before tokens still load. */
+  token: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_-]{16,256}$/, { message: "not an API token" }))),
+  /** The API's TLS certificate, pinned at `shed server add`; absent: plain HTTP (a loopback server). */
+  tls_fingerprint: z.optional(z.string().check(z.regex(FINGERPRINT_RE, { message: "not a sha256:HEX fingerprint" }))),
+  /** The shed-server this CLI starts itself on demand (restarted when it is gone). */
+  local: z.optional(z.boolean()),
+  /** Forward the user's SSH agent (ssh -A) on console, attach and exec; as in OpenSSH, off unless asked. */
+  forward_agent: z.optional(z.boolean()),
+});
 
 export const clientConfigSchema = z
-  .object({
-    default_server: z.string().optional(),
-    servers: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/), serverEntrySchema).default({}),
+  .strictObject({
+    default_server: z.optional(z.string()),
+    servers: z._default(z.record(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)), serverEntrySchema), {}),
   })
-  .strict()
   // Checked in the schema, so the problem is placed at file:line:col; own keys only ("constructor" is no server).
-  .refine((c) => !c.default_server || Object.hasOwn(c.servers, c.default_server), {
-    message: "is not one of servers (`shed server set-default NAME` picks one of `shed server list`)",
-    path: ["default_server"],
-  });
+  .check(
+    z.refine((c) => !c.default_server || Object.hasOwn(c.servers, c.default_server), {
+      message: "is not one of servers (`shed server set-default NAME` picks one of `shed server list`)",
+      path: ["default_server"],
+    }),
+  );
 
 export type ServerEntry = z.infer<typeof serverEntrySchema>;
 export type ClientConfigData = z.infer<typeof clientConfigSchema>;

@@ -1,9 +1,10 @@
 import { ShedError } from "../core/errors.js";
 import { ApiClient } from "./api-client.js";
 import { ClientConfig, type ServerEntry } from "./client-config.js";
-import { ensureLocalServer, isOwnLocalServer, reviveLocalServer } from "./local-server.js";
+import { ensureLocalServer, reviveLocalServer } from "./local-server.js";
+import { isOwnLocalServer } from "./local-server-state.js";
 import { createOutput, type Output } from "./render.js";
-import { safeText } from "./safe-text.js";
+import { printResult } from "./result.js";
 
 // A type alias (not an interface) so commander's typed opts are assignable to it.
 export type GlobalOptions = {
@@ -47,11 +48,6 @@ export class CliContext {
 
   /** Prints a result: JSON on stdout with --json, else the human text. */
   result(value: unknown, human: () => string): void {
-    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-    else {
-      // Human text shows fields a server sent: its control characters are shown escaped, never acted on.
-      const text = safeText(human());
-      if (text) process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
-    }
+    printResult(this.json, value, human);
   }
 }

@@ -1,9 +1,10 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import { type TLSSocket, connect as tlsConnect } from "node:tls";
-import { certFingerprint } from "../core/cert-fingerprint.js";
+import type { TLSSocket } from "node:tls";
 import { ShedError } from "../core/errors.js";
+import { x509Fingerprint } from "../core/fingerprint-format.js";
 
 /**
  * How the CLI reaches a server's API: plain HTTP (loopback), or TLS pinned to
@@ -71,7 +72,12 @@ export function sendRequest(
   });
 }
 
+// node:tls is loaded only for a server over TLS: about 10 ms of start-up that the commands for a
+// loopback server (plain HTTP) do without.
+const lazyRequire = createRequire(import.meta.url);
+
 function secure(t: Target, done: (err: Error | null, s?: Socket) => void): undefined {
+  const { connect: tlsConnect } = lazyRequire("node:tls") as typeof import("node:tls");
   const socket: TLSSocket = tlsConnect({
     host: t.host.replace(/^\[|\]$/g, ""),
     port: t.port,
@@ -84,7 +90,7 @@ function secure(t: Target, done: (err: Error | null, s?: Socket) => void): undef
   socket.once("secureConnect", () => {
     socket.off("error", onError);
     const cert = socket.getPeerX509Certificate();
-    const got = cert ? certFingerprint(cert) : "none";
+    const got = cert ? x509Fingerprint(cert) : "none";
     const sec = t.security;
     if (sec.kind === "pinned" && got !== sec.fingerprint) {
       socket.destroy();

@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadOrCreateApiToken } from "../core/api-token.js";
@@ -8,9 +7,8 @@ import { ShedError } from "../core/errors.js";
 import type { ServerInfo } from "../protocol/api-types.js";
 import { ApiClient } from "./api-client.js";
 import type { ClientConfig, ServerEntry } from "./client-config.js";
+import { LOCAL, listening, localDir, localServerUp } from "./local-server-state.js";
 import { addServer } from "./server-registry.js";
-
-const LOCAL = { name: "local", host: "127.0.0.1" };
 
 interface Ports {
   http: number;
@@ -32,14 +30,6 @@ function portFromEnv(variable: string, fallback: number): number {
     });
   }
   return port;
-}
-
-const localDir = (cfg: ClientConfig): string => join(cfg.dir, "local-server");
-
-/** The CLI's own local server: marked so, or (configs written before the mark) named local with its folder here. */
-export function isOwnLocalServer(cfg: ClientConfig, name: string, entry: ServerEntry): boolean {
-  if (entry.local === true) return true;
-  return name === LOCAL.name && entry.host === LOCAL.host && existsSync(join(localDir(cfg), "server.yaml"));
 }
 
 /**
@@ -90,7 +80,7 @@ export async function reviveLocalServer(
   entry: ServerEntry,
   say: (line: string) => void,
 ): Promise<{ name: string; entry: ServerEntry }> {
-  if ((await listening(entry.http_port)) && entry.token) return { name: LOCAL.name, entry };
+  if (await localServerUp(entry)) return { name: LOCAL.name, entry };
   if (!(await listening(entry.http_port))) {
     say(
       `the local shed-server is not running; starting it again (its sheds are kept in ${join(localDir(cfg), "data")})`,
@@ -169,18 +159,6 @@ async function probeLocal(httpPort: number, token: string): Promise<"absent" | "
     if (err instanceof ShedError && err.code === "UNAUTHORIZED") return "foreign";
     throw err;
   }
-}
-
-/** A TCP connect to the loopback port: cheap enough to run before every command that uses the local server. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: LOCAL.host, port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 /** The shed-server program beside this one: the bundle in dist/, or the TypeScript source under tsx. */

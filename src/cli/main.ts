@@ -1,13 +1,12 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { toShedError } from "../core/errors.js";
-import { VERSION } from "../core/version.js";
 import { registerConnectCommands } from "./commands/connect.js";
 import { registerInfoCommands } from "./commands/info.js";
 import { registerProvisionCommands } from "./commands/provision.js";
 import { registerServerCommands } from "./commands/server.js";
 import { registerShedCommands } from "./commands/sheds.js";
 import { registerSyncCommands } from "./commands/sync.js";
-import { formatError } from "./render.js";
+import { reportError } from "./report-error.js";
+import { versionOutput } from "./version-output.js";
 
 const program = new Command("shed")
   .description("Persistent development environments (sheds) from a repository")
@@ -27,8 +26,7 @@ program
   .command("version")
   .description("print the CLI version")
   .action(() => {
-    if (program.opts().json) process.stdout.write(`${JSON.stringify({ version: VERSION })}\n`);
-    else process.stdout.write(`shed ${VERSION}\n`);
+    process.stdout.write(versionOutput(program.opts().json === true));
   });
 
 // No top-level await: the bundle is CommonJS (see src/cli/boot.ts).
@@ -36,10 +34,5 @@ program.parseAsync().catch((err: unknown) => {
   if (err instanceof CommanderError) {
     // commander printed its own message (usage errors, --help, --version).
     process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else {
-    const e = toShedError(err);
-    if (program.opts().json) process.stdout.write(`${JSON.stringify({ error: e.toJSON() }, null, 2)}\n`);
-    process.stderr.write(formatError(e));
-    process.exitCode = 1;
-  }
+  } else reportError(err, program.opts().json === true);
 });

@@ -1,5 +1,4 @@
 import { formatDuration } from "../core/duration.js";
-import type { ShedError } from "../core/errors.js";
 import type { ProgressEvent } from "../core/events.js";
 import { LinePrefixer } from "../core/output-lines.js";
 import { safeLine, safeText } from "./safe-text.js";
@@ -95,9 +94,4 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
       clearLine();
     },
   };
-}
-
-/** An error for the terminal: its message and hint may come from a server, so control characters are escaped. */
-export function formatError(e: ShedError): string {
-  return `error: ${safeText(e.message)}${e.hint ? `\nhint: ${safeText(e.hint)}` : ""}\n`;
 }

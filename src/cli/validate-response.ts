@@ -1,9 +1,10 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ShedError } from "../core/errors.js";
 import type { ProgressEvent } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import type { Shed } from "../core/types.js";
 import { safeLine } from "./safe-text.js";
+import "./zod-messages.js";
 
 /**
  * What a server sends is untrusted: a shed's name ends up in ~/.ssh/config
@@ -18,13 +19,13 @@ import { safeLine } from "./safe-text.js";
 
 const hookSchema = z.looseObject({
   state: z.string(),
-  exit_code: z.number().optional(),
-  started_at: z.string().optional(),
-  duration_ms: z.number().optional(),
+  exit_code: z.optional(z.number()),
+  started_at: z.optional(z.string()),
+  duration_ms: z.optional(z.number()),
   log: z.string(),
-  script: z.string().optional(),
-  message: z.string().optional(),
-  tail: z.array(z.string()).optional(),
+  script: z.optional(z.string()),
+  message: z.optional(z.string()),
+  tail: z.optional(z.array(z.string())),
 });
 
 const shedSchema = z.looseObject({
@@ -33,23 +34,23 @@ const shedSchema = z.looseObject({
   status: z.string(),
   image: z.string(),
   created_at: z.string(),
-  repo: z.string().optional(),
-  local_dir: z.string().optional(),
+  repo: z.optional(z.string()),
+  local_dir: z.optional(z.string()),
   workspace: z.string(),
   resources: z.record(z.string(), z.string()),
   warnings: z.array(z.string()),
-  interrupted: z
-    .looseObject({ operation: z.string(), step: z.string(), message: z.string(), hint: z.string() })
-    .optional(),
-  provision: z
-    .looseObject({
+  interrupted: z.optional(
+    z.looseObject({ operation: z.string(), step: z.string(), message: z.string(), hint: z.string() }),
+  ),
+  provision: z.optional(
+    z.looseObject({
       file_found: z.boolean(),
       warnings: z.array(z.string()),
       env: z.array(z.string()),
       path_added: z.array(z.string()),
       hooks: z.looseObject({ install: hookSchema, startup: hookSchema, shutdown: hookSchema }),
-    })
-    .optional(),
+    }),
+  ),
 });
 
 /** Why a shed from the server is refused; undefined when it is fine. */

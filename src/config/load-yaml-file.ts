@@ -4,7 +4,7 @@ import { ShedError } from "../core/errors.js";
 import { formatProblem, parseYamlWithSchema } from "./yaml-source.js";
 
 /** Reads and validates a YAML config file; any problem is an INVALID_CONFIG error listing all of them. */
-export function loadYamlFile<S extends z.ZodType>(
+export function loadYamlFile<S extends z.core.$ZodType>(
   file: string,
   schema: S,
   opts: { missingOk?: boolean; what: string },

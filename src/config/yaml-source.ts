@@ -1,5 +1,6 @@
 import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseDocument, visit } from "yaml";
 import type { z } from "zod";
+import { safeParse } from "zod/v4/core";
 import { quote } from "../core/quote.js";
 
 /**
@@ -23,7 +24,8 @@ export function formatProblem(p: ConfigProblem): string {
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: ConfigProblem[] };
 
-export function parseYamlWithSchema<S extends z.ZodType>(
+// Any zod schema, classic or mini (the CLI's own use zod/mini, for its start-up time).
+export function parseYamlWithSchema<S extends z.core.$ZodType>(
   text: string,
   file: string,
   schema: S,
@@ -56,7 +58,7 @@ export function parseYamlWithSchema<S extends z.ZodType>(
     const message = firstLine(err instanceof Error ? err.message : String(err));
     return { ok: false, problems: [{ file, ...at, path: "", message: `YAML: ${cut(message)}` }] };
   }
-  const result = schema.safeParse(raw);
+  const result = safeParse(schema, raw);
   if (result.success) return { ok: true, value: result.data };
 
   const problems: ConfigProblem[] = [];

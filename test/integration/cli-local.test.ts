@@ -33,14 +33,20 @@ describe("shed version", () => {
     expect(json(await cliOk(user, ["--json", "version"]))).toEqual({ version });
   });
 
-  test("writes its code cache, named after the bundle it was made from", async () => {
-    await cliOk(user, ["version"]);
-    const caches = readdirSync(join(REPO_ROOT, "dist")).filter((f) => f.endsWith(".cache"));
-    const hash = createHash("sha256")
-      .update(readFileSync(join(REPO_ROOT, "dist", "shed-main.cjs")))
-      .digest("hex");
-    expect(caches).toEqual([`shed-main.${hash.slice(0, 16)}.cache`]);
-    expect(statSync(join(REPO_ROOT, "dist", caches[0] as string)).size).toBeGreaterThan(10_000);
+  test("writes a code cache for each bundle it loads, named after the bundle it was made from", async () => {
+    await cliOk(user, ["list"]); // the quick path (shed-quick.cjs)
+    await cliOk(user, ["server", "list"]); // the full CLI (shed-main.cjs)
+    const caches = readdirSync(join(REPO_ROOT, "dist"))
+      .filter((f) => f.endsWith(".cache"))
+      .sort();
+    const named = (bundle: string) => {
+      const hash = createHash("sha256")
+        .update(readFileSync(join(REPO_ROOT, "dist", `${bundle}.cjs`)))
+        .digest("hex");
+      return `${bundle}.${hash.slice(0, 16)}.cache`;
+    };
+    expect(caches).toEqual([named("shed-main"), named("shed-quick")]);
+    for (const cache of caches) expect(statSync(join(REPO_ROOT, "dist", cache)).size).toBeGreaterThan(10_000);
   });
 });
 
@@ -107,6 +113,13 @@ describe("local server on demand", () => {
       const again = await cliOk(u, ["--json", "list"]);
       expect(again.stderr).not.toContain("starting");
       expect(json(again).sheds.map((s: { name: string }) => s.name)).toContain(name);
+
+      // `shed list` too, though it usually runs the quick path, which does not start servers (boot.ts).
+      await stopProcess(Number(readFileSync(pidFile, "utf8").trim()));
+      const listed = await cliOk(u, ["--json", "list"]);
+      expect(listed.stderr).toContain("the local shed-server is not running; starting it again");
+      expect(json(listed).sheds.map((s: { name: string }) => s.name)).toContain(name);
+      localServerPids.push(Number(readFileSync(pidFile, "utf8").trim()));
       // Its sheds are its own still: it can act on them.
       await cliOk(u, ["delete", name, "--force"]);
     } finally {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createOutput, formatError } from "../../src/cli/render.js";
+import { createOutput } from "../../src/cli/render.js";
+import { formatError } from "../../src/cli/report-error.js";
 import { safeLine, safeText } from "../../src/cli/safe-text.js";
 import { hostEntry } from "../../src/cli/ssh-config-block.js";
 import { checkSshEntry } from "../../src/cli/ssh-config-values.js";

@@ -1,15 +1,11 @@
 import type { Command } from "@commander-js/extra-typings";
-import { toShedError } from "../../core/errors.js";
 import { validateShedName } from "../../core/names.js";
 import type { Shed } from "../../core/types.js";
-import type { ShedListResponse } from "../../protocol/api-types.js";
-import { ApiClient } from "../api-client.js";
 import { CliContext, type GlobalOptions } from "../context.js";
-import { safeLine, safeText } from "../safe-text.js";
 import { runSsh } from "../ssh-run.js";
-import { table } from "../table.js";
 import { execInSession } from "./connect.js";
 import { describeShed } from "./describe.js";
+import { listSheds } from "./list.js";
 
 /** list, exec, console: looking at and into sheds. */
 export function registerInfoCommands(program: Command<[], GlobalOptions>): void {
@@ -19,62 +15,7 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
     .description("list sheds (running and stopped) on the server")
     .option("--all", "list sheds on every configured server")
     .action(async (opts) => {
-      const ctx = new CliContext(program.opts());
-      const rows: (Shed & { server: string })[] = [];
-      const errors: { server: string; error: string }[] = [];
-      if (opts.all && Object.keys(ctx.cfg.data.servers).length > 0) {
-        await Promise.all(
-          Object.entries(ctx.cfg.data.servers).map(async ([name, entry]) => {
-            try {
-              const res = await new ApiClient(name, entry).json<ShedListResponse>("GET", "/api/sheds");
-              rows.push(...res.sheds.map((s) => ({ ...s, server: name })));
-            } catch (err) {
-              errors.push({ server: name, error: toShedError(err).message });
-            }
-          }),
-        );
-      } else {
-        const server = await ctx.server();
-        const res = await server.api.json<ShedListResponse>("GET", "/api/sheds");
-        rows.push(...res.sheds.map((s) => ({ ...s, server: server.name })));
-      }
-      rows.sort((a, b) => a.server.localeCompare(b.server) || a.name.localeCompare(b.name));
-      for (const e of errors) process.stderr.write(`warning: server ${e.server}: ${safeText(e.error)}\n`);
-      ctx.result({ sheds: rows, ...(errors.length ? { errors } : {}) }, () =>
-        rows.length === 0
-          ? "no sheds; create one with `shed create NAME --repo URL`"
-          : [
-              table(
-                ["NAME", "STATUS", "SERVER", "BACKEND", "IMAGE", "CREATED", "SOURCE"],
-                rows.map((s) => [
-                  s.name,
-                  s.status +
-                    (s.owner === "unowned" ? ", unowned" : "") +
-                    (s.interrupted ? `, ${s.interrupted.operation} interrupted at ${s.interrupted.step}` : "") +
-                    (s.warnings.length ? ` (${s.warnings.length} warning${s.warnings.length > 1 ? "s" : ""})` : ""),
-                  s.server,
-                  s.backend,
-                  s.image,
-                  s.created_at.slice(0, 16).replace("T", " "),
-                  s.repo ?? s.local_dir ?? "",
-                ]),
-              ),
-              // A shed an operation was cut off in (the server was killed): which step, and the way out.
-              ...rows
-                .filter((s) => s.interrupted)
-                .map(
-                  (s) =>
-                    `${safeLine(s.name)} (server ${safeLine(s.server)}): ${safeLine(s.interrupted?.message)}\n  hint: ${safeLine(s.interrupted?.hint)}`,
-                ),
-              // An unowned shed is left alone by its server: say why and what to do, under the table.
-              ...rows
-                .filter((s) => s.owner === "unowned")
-                .map(
-                  (s) =>
-                    `${safeLine(s.name)} (server ${safeLine(s.server)}) is unowned: made by another shed-server or an older Shed without a server id; the server will not start, stop, delete or exec in it.${s.owner_hint ? `\n  hint: ${safeLine(s.owner_hint)}` : ""}`,
-                ),
-            ].join("\n"),
-      );
+      await listSheds(new CliContext(program.opts()), opts.all === true);
     });
 
   program
