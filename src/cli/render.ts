@@ -20,7 +20,8 @@ const MARK: Record<string, string> = { succeeded: "✓", warning: "!", failed: "
 
 /**
  * Live progress of create/start/stop/delete: on a terminal a spinner on the
- * running step, rewritten in place; in a pipe or with --json, plain lines.
+ * running step, rewritten in place; in a pipe or with --json, one plain line
+ * per finished step (a line when a step starts as well would say it twice).
  * Step output (git, hooks) is printed as it arrives, prefixed with the step.
  *
  * Everything else here came from the server as text (step titles, messages,
@@ -58,10 +59,12 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
       switch (ev.type) {
         case "step":
           current = { step: ev.step, title: safeLine(ev.title), started: Date.now() };
+          // In a pipe nothing yet: the step gets its one line when it ends (with output in between
+          // marked with the step's name).
           if (live) {
             drawSpinner();
             timer ??= setInterval(drawSpinner, 100);
-          } else stream.write(`… ${current.title}\n`);
+          }
           break;
         case "output": {
           const block = lines.push(ev.step, Buffer.from(ev.text));
@@ -92,6 +95,9 @@ export function createOutput(json: boolean, stream: NodeJS.WriteStream = process
       if (timer) clearInterval(timer);
       timer = undefined;
       clearLine();
+      // A step the operation never finished (the connection was cut): in a pipe, say which one it was.
+      if (!live && current) stream.write(`… ${current.title} (did not finish)\n`);
+      current = undefined;
     },
   };
 }

@@ -164,11 +164,16 @@ describe("shed create", () => {
     const name = uniqueName("local-repo");
     const res = await cliOk(user, ["create", name, "--repo", repo]);
     expect(res.stdout).toContain(`shed ${name}: running`);
-    // Not a terminal: one plain line per step start and end, no spinner or cursor control.
+    // Not a terminal: one plain line per finished step (none when it starts), no spinner or cursor control.
+    const stepLines = res.stderr.split("\n").filter((l) => /^[✓!✗-] /.test(l));
+    const titles = stepLines.map((l) => l.replace(/^. (.*?) \([0-9.]+(ms|s|m)\).*$/, "$1"));
+    // Each step once (its list is the server's: only the ones this test needs are named).
+    expect(new Set(titles).size).toBe(titles.length);
+    expect(titles).toEqual(expect.arrayContaining(["Storage setup", "Container/VM start", "Repo clone"]));
     for (const title of ["Storage setup", "Container/VM start", "Repo clone"]) {
-      expect(res.stderr).toMatch(new RegExp(`^… ${title}$`, "m"));
-      expect(res.stderr).toMatch(new RegExp(`^✓ ${title} \\([0-9.]+(ms|s|m)`, "m"));
+      expect(res.stderr).toMatch(new RegExp(`^✓ ${title} \\([0-9.]+(ms|s|m)\\)`, "m"));
     }
+    expect(res.stderr).not.toMatch(/^… /m);
     expect(res.stderr).not.toContain("\r");
     expect(res.stderr).not.toContain("\u001b[");
 
@@ -189,7 +194,8 @@ describe("shed create", () => {
     const res = await cliOk(user, ["--json", "create", name]);
     const shed = json(res);
     expect(shed).toMatchObject({ name, status: "running", backend: "docker" });
-    expect(res.stderr).toMatch(/^… Storage setup$/m);
+    expect(res.stderr).toMatch(/^✓ Storage setup \(/m);
+    expect(res.stderr).not.toMatch(/^… /m);
 
     const list = json(await cliOk(user, ["--json", "list"]));
     expect(list.sheds.find((s: { name: string }) => s.name === name)).toMatchObject({
@@ -269,6 +275,10 @@ describe("shed stop / start", () => {
 
     const stopped = await cliOk(user, ["stop", name]);
     expect(stopped.stdout).toContain(`stopped ${name}`);
+    // What happened, not what could have: it ended on SIGTERM, well inside stop_timeout.
+    expect(stopped.stderr.match(/^.*Process stop.*$/gm)).toEqual([
+      expect.stringMatching(/^✓ Process stop \([0-9.]+(ms|s)\): it exited on SIGTERM$/),
+    ]);
     expect(await shedStatus(user, name)).toBe("stopped");
     expect((await docker.getContainer(`shed-${name}`).inspect()).State.Running).toBe(false);
 
@@ -288,6 +298,24 @@ describe("shed stop / start", () => {
     const startAgain = await user.run(["start", name]);
     expect(startAgain.code).toBe(1);
     expect(startAgain.stderr).toContain(`hint: connect with \`shed console ${name}\``);
+  });
+
+  test("a shed that does not end on SIGTERM is killed once stop_timeout has passed, and stop says so", async () => {
+    const name = uniqueName("sigkill");
+    await cliOk(user, ["create", name]);
+    // docker-init passes SIGTERM on to the shed's main process; stopped from the host, that one cannot end.
+    const init = (await docker.getContainer(`shed-${name}`).inspect()).State.Pid;
+    const children = readFileSync(`/proc/${init}/task/${init}/children`, "utf8").trim().split(/\s+/);
+    expect(children.length).toBeGreaterThan(0);
+    for (const pid of children) process.kill(Number(pid), "SIGSTOP");
+
+    const stopped = await cliOk(user, ["stop", name]);
+    expect(stopped.stderr.match(/^.*Process stop.*$/gm)).toEqual([
+      expect.stringMatching(
+        /^✓ Process stop \([0-9.]+s\): it did not exit within stop_timeout \(3s\) of SIGTERM: killed with SIGKILL$/,
+      ),
+    ]);
+    expect((await docker.getContainer(`shed-${name}`).inspect()).State.ExitCode).toBe(137);
   });
 });
 
