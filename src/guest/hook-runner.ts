@@ -2,8 +2,16 @@ import type { HookName } from "../config/provision-file.js";
 import type { HookStatus } from "../core/types.js";
 import type { GuestExec } from "./exec.js";
 import { FileFollower } from "./file-follower.js";
-import { HOOK_RESULT_MARK, HOOK_SCRIPT, LOG_OPEN_MARK, LOG_ROTATE_SCRIPT } from "./hook-script.js";
+import {
+  HOOK_DONE_MARK,
+  HOOK_RESULT_MARK,
+  HOOK_SCRIPT,
+  LOG_OPEN_MARK,
+  LOG_ROTATE_SCRIPT,
+  PATH_MARK,
+} from "./hook-script.js";
 import { forwardBytes, forwardText, TailBuffer } from "./lines.js";
+import { PATH_PROBE, PATH_PROBE_ARGS } from "./path-capture.js";
 
 export const HOOK_LOG_DIR = "/var/log/shed";
 export const hookLogPath = (hook: HookName): string => `${HOOK_LOG_DIR}/${hook}.log`;
@@ -25,7 +33,22 @@ export interface HookRunRequest {
   stateFile?: string;
   /** The log is rotated above this size (default DEFAULT_HOOK_LOG_MAX_BYTES). */
   logMaxBytes?: number;
+  /**
+   * With stateFile: when it exists already, nothing runs and the run is
+   * "skipped" (the state file records a completed install), checked in the
+   * hook's own exec.
+   */
+  skipIfDone?: boolean;
+  /**
+   * Takes the PATH probe (guest/path-capture.ts) in the hook's own exec, just
+   * before the hook and after it exited 0, and gives each output here once
+   * the run is over.
+   */
+  onPathProbe?(when: "before" | "after", output: string): void;
 }
+
+/** What a run that found the state file says (the seed: "state file marks completion"). */
+export const ALREADY_DONE = "already ran (the state file records it)";
 
 /** Runs one hook in the guest with the fixed hook script; never throws for a hook's own failure. */
 export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<HookRun> {
@@ -50,6 +73,9 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
       hostLog ? "host" : "exec",
       String(req.logMaxBytes ?? DEFAULT_HOOK_LOG_MAX_BYTES),
       LOG_ROTATE_SCRIPT,
+      req.skipIfDone ? "1" : "",
+      req.onPathProbe ? PATH_PROBE : "",
+      ...PATH_PROBE_ARGS,
     ],
     cwd: "/workspace",
     env: req.env,
@@ -63,8 +89,10 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   let follower: FileFollower | undefined;
   const onAbort = () => void proc.signal("SIGTERM");
   req.signal?.addEventListener("abort", onAbort, { once: true });
-  // Guard against a guest that never ends the stream: the hook's limit plus the kill grace and some slack.
-  const guard = setTimeout(() => void proc.signal("SIGKILL"), req.timeoutMs + 30_000);
+  // Guard against a guest that never ends the stream: the hook's limit plus the kill grace and some slack,
+  // and the PATH probes' own bounds (17 s each at most, path-capture.ts) when they run.
+  const probesMs = req.onPathProbe ? 2 * 17_000 : 0;
+  const guard = setTimeout(() => void proc.signal("SIGKILL"), req.timeoutMs + 30_000 + probesMs);
   const outDone = forwardBytes(proc.stdout, onBytes);
   const errDone = forwardText(proc.stderr, (t) => {
     stderr += t;
@@ -86,6 +114,13 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
   req.signal?.removeEventListener("abort", onAbort);
 
   const base = { started_at, log, script: req.script };
+  for (const [when, mark] of Object.entries(PATH_MARK) as ["before" | "after", string][]) {
+    const probe = new RegExp(`^${mark} ([A-Za-z0-9+/=]*)$`, "m").exec(stderr);
+    if (probe) req.onPathProbe?.(when, Buffer.from(probe[1] ?? "", "base64").toString("utf8"));
+  }
+  if (new RegExp(`^${HOOK_DONE_MARK}$`, "m").test(stderr) && wrapperCode === 0) {
+    return { ...base, state: "skipped", message: ALREADY_DONE };
+  }
   if (req.signal?.aborted) {
     return {
       ...base,
@@ -102,7 +137,7 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
       stderr
         .trim()
         .split("\n")
-        .filter((l) => l && l !== LOG_OPEN_MARK)
+        .filter((l) => l && l !== LOG_OPEN_MARK && !l.startsWith(PATH_MARK.before))
         .at(-1) ??
       `the hook runner exited with ${wrapperCode}`;
     const code = wrapperCode === undefined ? {} : { exit_code: wrapperCode };

@@ -28,19 +28,49 @@
  * - $5, when not empty, is the install state file: written (temp file, then
  *   rename) only when the hook exited 0, in the same exec, so "done" can never
  *   be recorded for a run that failed or was cut off.
+ * - $9 "1": when the state file $5 exists already, nothing runs and the
+ *   log is left as it is; stderr says `__SHED_HOOK_DONE__`. The install reads
+ *   the state file in its own exec this way (no exec of its own).
+ * - $10, when not empty, is the PATH probe (guest/path-capture.ts), run with
+ *   $11 and $12 as its arguments before the hook and again after it
+ *   exited 0; each output goes to stderr base64-encoded on one line,
+ *   `__SHED_PATH_BEFORE__ <b64>` and `__SHED_PATH_AFTER__ <b64>`. PATH
+ *   capture then costs no exec of its own.
  * - The last line on stderr is `__SHED_HOOK__ <exit code> <milliseconds>`.
  */
 export const HOOK_RESULT_MARK = "__SHED_HOOK__";
 export const LOG_OPEN_MARK = "__SHED_LOG_OPEN__";
+export const HOOK_DONE_MARK = "__SHED_HOOK_DONE__";
+export const PATH_MARK = { before: "__SHED_PATH_BEFORE__", after: "__SHED_PATH_AFTER__" } as const;
 export type LogFollower = "exec" | "host";
+
+/**
+ * Bash expansions HOOK_SCRIPT uses instead of a program: every process a hook
+ * run starts is a fork and exec, which a busy host makes slow. They are kept
+ * out of the String.raw template below, where `${` would be a placeholder.
+ * EPOCHREALTIME (bash 5) has six decimals: its digits are microseconds; an
+ * older bash asks date(1).
+ */
+const SCRIPT_EXPANSIONS = `dir=\${log%/*}
+limit_ms=\${limit//./}
+clock() {
+  if [ "$BASH_VERSINFO" -ge 5 ]; then REPLY=\${EPOCHREALTIME//[!0-9]/}; else REPLY=$(( $(date +%s%N) / 1000 )); fi
+}`;
 
 export const HOOK_SCRIPT = String.raw`set -u
 hook=$1 script=$2 limit=$3 log=$4 state=$5 follower=$6 max=$7 rotate=$8
-dir=$(dirname -- "$log")
+shift 8
+skipdone=$1 probe=$2 probe_mise=$3 probe_list=$4
+if [ "$skipdone" = 1 ] && [ -n "$state" ] && [ -e "$state" ]; then echo "${HOOK_DONE_MARK}" >&2; exit 0; fi
+path_probe() {
+  [ -n "$probe" ] || return 0
+  printf '%s %s\n' "$1" "$(sh -c "$probe" shed-path "$probe_mise" "$probe_list" | base64 -w0)" >&2
+}
+${SCRIPT_EXPANSIONS}
 if [ -e "$log" ]; then
   { tail -c "$max" -- "$log" >"$log.1.tmp" && mv -f -- "$log.1.tmp" "$log.1"; } || exit 70
 fi
-rm -f -- "$log.rotated"
+if [ -e "$log.rotated" ] || [ -L "$log.rotated" ]; then rm -f -- "$log.rotated"; fi
 : >"$log" || { echo "shed: cannot write $log" >&2; exit 70; }
 printf '%s\n' "$max" >"$dir/.shed-log-max-size"
 # Detached (own session: a timed-out hook's group kill spares it). One rotator per directory: a new one
@@ -56,7 +86,9 @@ esac
 [ -f "$target" ] || { echo "shed: $hook hook: $script is not a file" >&2; exit 71; }
 [ -x "$target" ] || chmod +x -- "$target" 2>/dev/null || sudo -n chmod +x -- "$target" 2>/dev/null
 if [ -x "$target" ]; then set -- bash --login -c 'exec "$0"' "$target"; else set -- bash --login "$target"; fi
-start=$(date +%s%N)
+path_probe ${PATH_MARK.before}
+clock
+start=$REPLY
 timeout --kill-after=5 "$limit" "$@" </dev/null >>"$log" 2>&1 &
 pid=$!
 # Stopped from outside (create's --timeout, a shutdown): take the hook's process group down too.
@@ -89,9 +121,8 @@ else
   wait "$pid"
   code=$?
 fi
-end=$(date +%s%N)
-ms=$(( (end - start) / 1000000 ))
-limit_ms=$(printf '%s' "$limit" | tr -d .)
+clock
+ms=$(( (REPLY - start) / 1000 ))
 if [ "$code" = 124 ] && [ "$ms" -ge $(( 10#$limit_ms - 50 )) ]; then
   for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$pid" 2>/dev/null
@@ -100,6 +131,7 @@ if [ "$code" = 0 ] && [ -n "$state" ]; then
   printf '{"completed_at":"%s"}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state.tmp" && mv -f -- "$state.tmp" "$state" ||
     echo "shed: could not write $state" >&2
 fi
+if [ "$code" = 0 ]; then path_probe ${PATH_MARK.after}; fi
 echo "${HOOK_RESULT_MARK} $code $ms" >&2
 `;
 

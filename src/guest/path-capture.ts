@@ -14,13 +14,21 @@ export const MISE_SHIMS = "/home/shed/.local/share/mise/shims";
 
 const BEGIN = "__SHED_PATH_BEGIN__";
 const END = "__SHED_PATH_END__";
-// rc files may print, prompt or hang: stdin is empty, the value is marked, and time is bounded.
-// Then, in the same exec, the PATH a plain exec sees and whether mise shims exist.
-const PROBE = [
+/**
+ * The probe, `sh -c PATH_PROBE shed-path MISE_SHIMS INSTALLED_PATH_LIST`. rc
+ * files may print, prompt or hang: stdin is empty, the value is marked, and
+ * time is bounded. Then the PATH a plain exec sees, whether mise shims exist,
+ * and whether an earlier capture left an entry list. The install hook's run
+ * takes it before and after the hook (guest/hook-script.ts); snapshotPath
+ * runs it on its own.
+ */
+export const PATH_PROBE = [
   `timeout -k 2 15 bash --login -i -c 'printf "\\n${BEGIN}%s${END}\\n" "$PATH"' </dev/null 2>/dev/null`,
   `printf '%s\\n' "$PATH"`,
   'if [ -d "$1" ]; then echo mise; else echo no-mise; fi',
+  'if [ -e "$2" ]; then echo list; else echo no-list; fi',
 ].join("\n");
+export const PATH_PROBE_ARGS = [MISE_SHIMS, INSTALLED_PATH_LIST] as const;
 
 export interface PathSnapshot {
   /** PATH of an interactive login shell, in order. */
@@ -28,18 +36,29 @@ export interface PathSnapshot {
   /** PATH a plain exec sees (the image's environment). */
   image: string[];
   miseShims: boolean;
+  /** INSTALLED_PATH_LIST exists: an earlier capture wrote entries that may need taking back. */
+  listed: boolean;
 }
 
 export async function snapshotPath(guest: GuestExec, env: Record<string, string>): Promise<PathSnapshot> {
-  const r = await runCollect(guest, { argv: ["sh", "-c", PROBE, "shed-path", MISE_SHIMS], cwd: "/workspace", env });
-  const m = new RegExp(`${BEGIN}(.*)${END}\n`).exec(r.stdout);
+  const r = await runCollect(guest, {
+    argv: ["sh", "-c", PATH_PROBE, "shed-path", ...PATH_PROBE_ARGS],
+    cwd: "/workspace",
+    env,
+  });
+  return parsePathProbe(r.stdout);
+}
+
+/** The probe's output as a snapshot; throws when the login shell never reported its PATH. */
+export function parsePathProbe(stdout: string): PathSnapshot {
+  const m = new RegExp(`${BEGIN}(.*)${END}\n`).exec(stdout);
   if (!m) {
     throw new Error(
       "an interactive login shell of user shed did not report its PATH within 15s (does ~/.bashrc hang?)",
     );
   }
-  const [image = "", mise = ""] = r.stdout.slice(m.index + m[0].length).split("\n");
-  return { login: splitPath(m[1] ?? ""), image: splitPath(image), miseShims: mise === "mise" };
+  const [image = "", mise = "", list = ""] = stdout.slice(m.index + m[0].length).split("\n");
+  return { login: splitPath(m[1] ?? ""), image: splitPath(image), miseShims: mise === "mise", listed: list === "list" };
 }
 
 /** The entries of `after` that `before` lacks, in order; plus mise shims when present. */

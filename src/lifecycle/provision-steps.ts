@@ -7,9 +7,15 @@ import {
   provisionTooLarge,
 } from "../config/provision-file.js";
 import type { GuestExec } from "../guest/exec.js";
-import { type HookRun, runHook } from "../guest/hook-runner.js";
+import { ALREADY_DONE, type HookRun, type HookRunRequest, runHook } from "../guest/hook-runner.js";
 import { INSTALL_STATE_FILE } from "../guest/install-state.js";
-import { addedEntries, persistInstalledPath, snapshotPath } from "../guest/path-capture.js";
+import {
+  addedEntries,
+  type PathSnapshot,
+  parsePathProbe,
+  persistInstalledPath,
+  snapshotPath,
+} from "../guest/path-capture.js";
 import { readWorkspaceProvision } from "../guest/provision-reader.js";
 import type { MetaStore } from "./meta-store.js";
 import type { Step, StepIO, StepRun } from "./steps.js";
@@ -30,8 +36,11 @@ export interface ProvisionState {
   /** Create knows the workspace is a fresh, empty volume: there is no file to read. */
   workspaceEmpty?: boolean;
   config?: ProvisionConfig;
+  /** From the provision read: true or false when it looked at the state file, undefined when not. */
   installDone?: boolean;
   installSucceeded?: boolean;
+  /** The PATH probe the install's run took after the hook succeeded (or why it could not). */
+  pathAfter?: PathSnapshot | Error;
 }
 
 type P = { prov: ProvisionState };
@@ -52,18 +61,14 @@ export const READ_PROVISION_STEP: Step<P> = {
     prov.installDone = installDone;
     if (text === undefined && !tooLarge) {
       prov.config = undefined;
-      prov.meta.update(prov.name, (m) => {
-        m.provision = { ...m.provision, found: false, warnings: [], env: {} };
-      });
+      recordFile(prov, false, [], {});
       return { outcome: "skipped", reason: `no ${PROVISION_PATH} in the workspace` };
     }
     const { config, problems } = text === undefined ? provisionTooLarge() : parseProvision(text);
     const warnings = describeProblems(problems);
     for (const w of warnings) io.warn(w, `fix ${PROVISION_PATH}; the rest of the file still applies`);
     prov.config = config;
-    prov.meta.update(prov.name, (m) => {
-      m.provision = { ...m.provision, found: true, warnings, env: config.env };
-    });
+    recordFile(prov, true, warnings, config.env);
     const hooks = Object.keys(config.hooks);
     const envCount = Object.keys(config.env).length;
     return {
@@ -80,18 +85,29 @@ export const INSTALL_STEP: Step<P> = {
   async run({ prov }, io) {
     const pre = preflight(prov, "install");
     if (pre) return pre;
-    if (!prov.forceInstall && prov.installDone) {
-      return skip(prov, "install", "already ran (the state file records it)", false);
-    }
-    // The PATH before the install, so PATH capture can say what the install added.
-    const before = await snapshotPath(prov.guest, hookEnv(prov)).catch(() => undefined);
-    if (before) {
-      prov.meta.update(prov.name, (m) => {
-        m.provision.path_baseline = before.login;
-        m.provision.path_image = before.image;
-      });
-    }
-    const run = await runRecorded(prov, "install", io, undefined, INSTALL_STATE_FILE);
+    if (!prov.forceInstall && prov.installDone) return skip(prov, "install", ALREADY_DONE, false);
+    // The PATH before the install and after it, taken in the install's own exec, so PATH capture can
+    // say what the install added. Unless forced, the run itself looks at the state file first.
+    const run = await runRecorded(prov, "install", io, {
+      stateFile: INSTALL_STATE_FILE,
+      skipIfDone: !prov.forceInstall,
+      onPathProbe: (when, output) => {
+        let snapshot: PathSnapshot | Error;
+        try {
+          snapshot = parsePathProbe(output);
+        } catch (err) {
+          snapshot = err as Error;
+        }
+        if (when === "after") prov.pathAfter = snapshot;
+        else if (!(snapshot instanceof Error)) {
+          prov.meta.update(prov.name, (m) => {
+            m.provision.path_baseline = snapshot.login;
+            m.provision.path_image = snapshot.image;
+          });
+        }
+      },
+    });
+    if (run.state === "skipped") return { outcome: "skipped", reason: ALREADY_DONE };
     if (run.state === "succeeded") {
       prov.installSucceeded = true;
       return ranFine(run);
@@ -108,10 +124,12 @@ export const PATH_CAPTURE_STEP: Step<P> = {
     if (!prov.installSucceeded)
       return { outcome: "skipped", reason: "the install hook did not run or did not succeed" };
     const meta = prov.meta.read(prov.name);
-    const after = await snapshotPath(prov.guest, hookEnv(prov));
+    if (prov.pathAfter instanceof Error) throw prov.pathAfter;
+    const after = prov.pathAfter ?? (await snapshotPath(prov.guest, hookEnv(prov)));
     const baseline = meta.provision.path_baseline ?? after.image;
     const added = addedEntries(baseline, after.login, after.miseShims);
-    await persistInstalledPath(prov.guest, added);
+    // Nothing added and nothing written before: the guest already has no entries to prepend.
+    if (added.length > 0 || after.listed) await persistInstalledPath(prov.guest, added);
     prov.meta.update(prov.name, (m) => {
       m.provision.path_added = added;
       m.provision.path_image = after.image;
@@ -142,7 +160,7 @@ export const SHUTDOWN_STEP: Step<P> = {
   async run({ prov }, io) {
     if (!prov.config?.hooks.shutdown) return skip(prov, "shutdown", "no shutdown hook", false);
     const budget = shutdownBudgetMs(prov.stopTimeoutMs);
-    const run = await runRecorded(prov, "shutdown", io, budget);
+    const run = await runRecorded(prov, "shutdown", io, { limitMs: budget });
     return run.state === "succeeded"
       ? { outcome: "done", message: `${formatMs(run.duration_ms)} of a ${formatMs(budget)} budget` }
       : undefined;
@@ -158,6 +176,17 @@ export const HOOK_STEPS: Record<HookName, Step<P>> = {
   startup: STARTUP_STEP,
   shutdown: SHUTDOWN_STEP,
 };
+
+/** What the provision file says, in the record: written only when it changed (each write is fsynced). */
+function recordFile(prov: ProvisionState, found: boolean, warnings: string[], env: Record<string, string>): void {
+  const now = { found, warnings, env };
+  const { provision } = prov.meta.read(prov.name);
+  const was = { found: provision.found, warnings: provision.warnings, env: provision.env };
+  if (JSON.stringify(was) === JSON.stringify(now)) return;
+  prov.meta.update(prov.name, (m) => {
+    m.provision = { ...m.provision, ...now };
+  });
+}
 
 function preflight(prov: ProvisionState, hook: HookName): StepRun | undefined {
   if (prov.noProvision) return skip(prov, hook, "--no-provision", true);
@@ -179,17 +208,19 @@ function hookEnv(prov: ProvisionState): Record<string, string> {
   return { ...prov.baseEnv, ...(prov.config?.env ?? {}) };
 }
 
-/** Runs a hook, keeping its state in the meta store (running, then the outcome) and warning on failure. */
-async function runRecorded(
-  prov: ProvisionState,
-  hook: HookName,
-  io: StepIO,
-  limitMs?: number,
-  stateFile?: string,
-): Promise<HookRun> {
+type RunOptions = Pick<HookRunRequest, "stateFile" | "skipIfDone" | "onPathProbe"> & { limitMs?: number };
+
+/**
+ * Runs a hook, keeping its state in the meta store (running, then the outcome) and warning on failure.
+ * A run that found the install already done leaves the record as it was.
+ */
+async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, opts: RunOptions = {}): Promise<HookRun> {
+  const { limitMs, ...rest } = opts;
   const script = prov.config?.hooks[hook] ?? "";
   const timeoutMs = limitMs ?? prov.config?.timeoutMs ?? 30 * 60_000;
+  let previous: HookRun | undefined;
   prov.meta.update(prov.name, (m) => {
+    previous = m.hooks[hook];
     m.hooks[hook] = { state: "running", started_at: new Date().toISOString(), log: m.hooks[hook].log, script };
   });
   const run = await runHook(prov.guest, {
@@ -199,13 +230,13 @@ async function runRecorded(
     env: hookEnv(prov),
     onOutput: (text) => io.output("stdout", text),
     signal: io.signal,
-    ...(stateFile ? { stateFile } : {}),
+    ...rest,
     ...(prov.hookLogMaxBytes ? { logMaxBytes: prov.hookLogMaxBytes } : {}),
   });
   prov.meta.update(prov.name, (m) => {
-    m.hooks[hook] = run;
+    m.hooks[hook] = run.state === "skipped" && previous ? previous : run;
   });
-  if (run.state !== "succeeded") {
+  if (run.state !== "succeeded" && run.state !== "skipped") {
     const what =
       run.state === "timed_out"
         ? `${hook} hook (${script}) ${run.message}`
