@@ -137,10 +137,12 @@ export class DockerGuestExec implements GuestExec {
       .inspect()
       .then((info) => info.Mounts)
       .catch(() => undefined);
-    const mount = this.mounts?.find(
-      (m) => m.Type === "volume" && m.Source && !posix.relative(m.Destination, guestPath).startsWith(".."),
-    );
-    if (!mount) return undefined;
+    // The deepest mount holding the path is what the guest sees there (a bind mount inside a volume's
+    // folder hides the volume's files under it); only a volume's folder maps to a host path.
+    const mount = this.mounts
+      ?.filter((m) => !posix.relative(m.Destination, guestPath).startsWith(".."))
+      .sort((a, b) => b.Destination.length - a.Destination.length)[0];
+    if (mount?.Type !== "volume" || !mount.Source) return undefined;
     try {
       await access(mount.Source, constants.R_OK | constants.X_OK);
     } catch {
