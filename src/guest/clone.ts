@@ -24,6 +24,38 @@ export type CloneOutcome = { cloned: true; message: string } | { cloned: false; 
 
 const BUNDLE_IN_GUEST = "/tmp/shed-repo.bundle";
 
+/** Exit codes of CLONE_SCRIPT that are not git's (git exits 1, 128 or 129). */
+const NOT_EMPTY = 90;
+const COPY_FAILED = 91;
+
+/**
+ * Seed create step 5 in one exec (each exec is a round trip): $1 workspace,
+ * $2 what to clone, $3 the bundle's path when a bundle arrives on stdin
+ * (empty for a URL), $4 "set" to point origin at $5 afterwards, "remove" to
+ * drop the bundle's origin; then `git clone` options. A workspace with files
+ * (kept from an earlier shed) is never cloned over: exit 90, the bundle read
+ * and dropped. The bundle is removed when the script ends.
+ */
+const CLONE_SCRIPT = `set -u
+ws=$1 src=$2 bundle=$3 origin_action=$4 origin=$5
+shift 5
+if [ -n "$(find "$ws" -mindepth 1 -maxdepth 1 -print -quit 2>/dev/null)" ]; then
+  if [ -n "$bundle" ]; then cat >/dev/null; fi
+  exit ${NOT_EMPTY}
+fi
+if [ -n "$bundle" ]; then
+  trap 'rm -f -- "$bundle"' EXIT
+  cat >"$bundle" || { echo "shed: could not write $bundle" >&2; exit ${COPY_FAILED}; }
+fi
+git clone --progress "$@" -- "$src" "$ws" || exit
+case $origin_action in
+  set) git -C "$ws" remote set-url origin "$origin" ;;
+  remove) git -C "$ws" remote remove origin ;;
+esac
+exit 0`;
+
+const KEPT_FILES = "the workspace already has files (kept from an earlier shed); not cloned over them";
+
 /** Seed create step 5: git clone into /workspace as user shed. */
 export async function cloneRepo(
   guest: GuestExec,
@@ -31,15 +63,6 @@ export async function cloneRepo(
   env: Record<string, string>,
   io: CloneIO,
 ): Promise<CloneOutcome> {
-  const probe = await runCollect(guest, {
-    argv: ["find", WORKSPACE, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"],
-  });
-  if (probe.exitCode === 0 && probe.stdout.trim() !== "") {
-    return {
-      cloned: false,
-      reason: "the workspace already has files (kept from an earlier shed); not cloned over them",
-    };
-  }
   const cloneEnv = { ...env, GIT_TERMINAL_PROMPT: "0", GIT_SSH_COMMAND: "ssh -o BatchMode=yes" };
 
   if (source.kind === "url") {
@@ -47,52 +70,68 @@ export async function cloneRepo(
     const { credentials } = source;
     const shown = displayRemote(source);
     if (credentials) await storeGitCredentials(guest, source.url, credentials);
+    let cloned = false;
     try {
-      await runGit(
+      cloned = await runClone(
         guest,
-        ["git", "clone", "--progress", ...(credentials ? cloneConfigArgs() : []), "--", source.url, WORKSPACE],
+        [source.url, "", "keep", "", ...(credentials ? cloneConfigArgs() : [])],
+        undefined,
         cloneEnv,
         io,
         { what: `git clone ${shown}`, secrets: credentialSecrets(credentials) },
       );
-    } catch (err) {
+    } finally {
       // No checkout uses the token: it does not stay behind in the shed.
-      if (credentials) await storeGitCredentials(guest, source.url, credentials, "erase").catch(() => {});
-      throw err;
+      if (credentials && !cloned) await storeGitCredentials(guest, source.url, credentials, "erase").catch(() => {});
     }
-    return { cloned: true, message: `cloned ${shown}` };
+    return cloned ? { cloned: true, message: `cloned ${shown}` } : { cloned: false, reason: KEPT_FILES };
   }
 
-  await uploadFile(guest, source.file, BUNDLE_IN_GUEST);
+  const { origin } = source;
   try {
-    await runGit(guest, ["git", "clone", "--progress", "--", BUNDLE_IN_GUEST, WORKSPACE], cloneEnv, io, {
-      what: `git clone of ${source.label}`,
-      secrets: [],
-    });
-    const { origin } = source;
-    const remote = origin
-      ? ["git", "-C", WORKSPACE, "remote", "set-url", "origin", origin.url]
-      : ["git", "-C", WORKSPACE, "remote", "remove", "origin"];
-    await runCollect(guest, { argv: remote, env: cloneEnv });
+    const cloned = await runClone(
+      guest,
+      [BUNDLE_IN_GUEST, BUNDLE_IN_GUEST, origin ? "set" : "remove", origin?.url ?? ""],
+      source.file,
+      cloneEnv,
+      io,
+      { what: `git clone of ${source.label}`, secrets: [] },
+    );
+    if (!cloned) return { cloned: false, reason: KEPT_FILES };
     // The local checkout's origin had a token: it goes to the store like a cloned URL's, so pull works as it did there.
     if (origin?.credentials) {
       await storeGitCredentials(guest, origin.url, origin.credentials);
       await useStoredCredentials(guest, WORKSPACE);
     }
-  } finally {
-    await runCollect(guest, { argv: ["rm", "-f", BUNDLE_IN_GUEST], user: "root" }).catch(() => {});
+  } catch (err) {
+    // The script removes the bundle when it ends, failed or not; one cut off (a timeout) or that could not
+    // be started may have left it.
+    if (!(err instanceof ShedError && err.code === "CLONE_FAILED")) {
+      await runCollect(guest, { argv: ["rm", "-f", BUNDLE_IN_GUEST], user: "root" }).catch(() => {});
+    }
+    throw err;
   }
   return { cloned: true, message: `cloned ${source.label}` };
 }
 
-async function runGit(
+/**
+ * Runs CLONE_SCRIPT with `args` after the workspace ($2 on), streaming a
+ * host file to its stdin when given; false when the workspace had files.
+ */
+async function runClone(
   guest: GuestExec,
-  argv: string[],
+  args: string[],
+  stdinFile: string | undefined,
   env: Record<string, string>,
   io: CloneIO,
   what: { what: string; secrets: string[] },
-): Promise<void> {
-  const proc = await guest.exec({ argv, env, cwd: "/" });
+): Promise<boolean> {
+  const proc = await guest.exec({
+    argv: ["bash", "-c", CLONE_SCRIPT, "shed-clone", WORKSPACE, ...args],
+    env,
+    cwd: "/",
+    stdin: stdinFile !== undefined,
+  });
   const tail = new TailBuffer();
   const onAbort = () => void proc.signal("SIGKILL");
   io.signal.addEventListener("abort", onAbort, { once: true });
@@ -102,11 +141,20 @@ async function runGit(
     tail.push(clean);
     io.output("stderr", clean);
   });
+  // A script that ends before reading all of it (an error) closes its stdin: the exit code says what happened.
+  const sent = stdinFile && proc.stdin ? pipeline(createReadStream(stdinFile), proc.stdin).catch(() => {}) : undefined;
   const code = await proc.exited;
-  await Promise.all([outDone, errDone]);
+  await Promise.all([outDone, errDone, sent]);
   io.signal.removeEventListener("abort", onAbort);
   if (io.signal.aborted) {
     throw new ShedError("TIMEOUT", `${what.what} did not finish within the create time limit`);
+  }
+  if (code === NOT_EMPTY) return false;
+  if (code === COPY_FAILED) {
+    throw new ShedError(
+      "CLONE_FAILED",
+      `could not copy the repository bundle into the shed: ${tail.lines(2).join(" ")}`,
+    );
   }
   if (code !== 0) {
     const last = tail.lines(3).join(" | ");
@@ -114,24 +162,5 @@ async function runGit(
       hint: "the shed is up without the code; check the URL and credentials, then clone by hand in `shed console`",
     });
   }
-}
-
-/** Streams a host file into the guest through exec's stdin (works on every backend). */
-async function uploadFile(guest: GuestExec, hostFile: string, guestPath: string): Promise<void> {
-  const proc = await guest.exec({
-    argv: ["bash", "-c", 'cat > "$1"', "shed-upload", guestPath],
-    stdin: true,
-  });
-  proc.stdout.resume();
-  const tail = new TailBuffer();
-  proc.stderr.setEncoding("utf8").on("data", (t: string) => tail.push(t));
-  if (!proc.stdin) throw new Error("exec without stdin");
-  await pipeline(createReadStream(hostFile), proc.stdin);
-  const code = await proc.exited;
-  if (code !== 0) {
-    throw new ShedError(
-      "CLONE_FAILED",
-      `could not copy the repository bundle into the shed: ${tail.lines(2).join(" ")}`,
-    );
-  }
+  return true;
 }
