@@ -151,7 +151,7 @@ export async function setUpCredentials(guest: GuestExec, creds: readonly Planned
   return `${parts.join(", ")}; ${await knownHostsNote(guest, warn)}`;
 }
 
-/** Start step 3 on a bind-mount backend: copies again every credential staged at create, then known_hosts. */
+/** Start step 3 on a bind-mount backend: copies again every credential staged at create, then known_hosts if one was copied. */
 export async function refreshCredentials(guest: GuestExec, configs: readonly CredentialConfig[], warn: Warn) {
   let copied = 0;
   for (const c of configs) {
@@ -161,5 +161,9 @@ export async function refreshCredentials(guest: GuestExec, configs: readonly Cre
       warn((err as Error).message);
     }
   }
-  return `${copied} copied credential${copied === 1 ? "" : "s"} refreshed; ${await knownHostsNote(guest, warn)}`;
+  const refreshed = `${copied} copied credential${copied === 1 ? "" : "s"} refreshed`;
+  // The container keeps its files across a stop: known_hosts is as create (or the last copy) left it,
+  // unless a copy made now brought its own file. Seeding it again then is an exec for nothing.
+  if (copied === 0) return `${refreshed}; known_hosts kept`;
+  return `${refreshed}; ${await knownHostsNote(guest, warn)}`;
 }
