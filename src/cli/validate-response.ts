@@ -1,10 +1,9 @@
-import * as z from "zod/mini";
 import { ShedError } from "../core/errors.js";
 import type { ProgressEvent } from "../core/events.js";
 import { validateShedName } from "../core/names.js";
 import type { Shed } from "../core/types.js";
 import { safeLine } from "./safe-text.js";
-import "./zod-messages.js";
+import { checkShape, type Shape } from "./shape-check.js";
 
 /**
  * What a server sends is untrusted: a shed's name ends up in ~/.ssh/config
@@ -17,55 +16,61 @@ import "./zod-messages.js";
  * not break an older CLI; what the CLI reads must have the right type.
  */
 
-const hookSchema = z.looseObject({
-  state: z.string(),
-  exit_code: z.optional(z.number()),
-  started_at: z.optional(z.string()),
-  duration_ms: z.optional(z.number()),
-  log: z.string(),
-  script: z.optional(z.string()),
-  message: z.optional(z.string()),
-  tail: z.optional(z.array(z.string())),
-});
+const hookShape: Shape = {
+  object: {
+    state: "string",
+    exit_code: { optional: "number" },
+    started_at: { optional: "string" },
+    duration_ms: { optional: "number" },
+    log: "string",
+    script: { optional: "string" },
+    message: { optional: "string" },
+    tail: { optional: { array: "string" } },
+  },
+};
 
-const shedSchema = z.looseObject({
-  name: z.string(),
-  backend: z.string(),
-  status: z.string(),
-  image: z.string(),
-  created_at: z.string(),
-  repo: z.optional(z.string()),
-  local_dir: z.optional(z.string()),
-  workspace: z.string(),
-  resources: z.record(z.string(), z.string()),
-  warnings: z.array(z.string()),
-  interrupted: z.optional(
-    z.looseObject({ operation: z.string(), step: z.string(), message: z.string(), hint: z.string() }),
-  ),
-  provision: z.optional(
-    z.looseObject({
-      file_found: z.boolean(),
-      warnings: z.array(z.string()),
-      env: z.array(z.string()),
-      path_added: z.array(z.string()),
-      hooks: z.looseObject({ install: hookSchema, startup: hookSchema, shutdown: hookSchema }),
-    }),
-  ),
-});
+const shedShape: Shape = {
+  object: {
+    name: "string",
+    backend: "string",
+    status: "string",
+    image: "string",
+    created_at: "string",
+    repo: { optional: "string" },
+    local_dir: { optional: "string" },
+    workspace: "string",
+    resources: { record: "string" },
+    warnings: { array: "string" },
+    interrupted: {
+      optional: { object: { operation: "string", step: "string", message: "string", hint: "string" } },
+    },
+    provision: {
+      optional: {
+        object: {
+          file_found: "boolean",
+          warnings: { array: "string" },
+          env: { array: "string" },
+          path_added: { array: "string" },
+          hooks: { object: { install: hookShape, startup: hookShape, shutdown: hookShape } },
+        },
+      },
+    },
+  },
+};
 
 /** Why a shed from the server is refused; undefined when it is fine. */
 function problemWith(value: unknown): string | undefined {
-  const parsed = shedSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+  const issue = checkShape(shedShape, value);
+  if (issue) {
     const name = (value as { name?: unknown } | null)?.name;
     const which = typeof name === "string" ? `shed "${safeLine(name)}"` : "a shed";
-    return `${which} is malformed (${safeLine(issue?.path.join(".") || "the shed")}: ${safeLine(issue?.message)})`;
+    return `${which} is malformed (${safeLine(issue.path.join(".") || "the shed")}: ${safeLine(issue.message)})`;
   }
+  const { name } = value as Shed;
   try {
-    validateShedName(parsed.data.name);
+    validateShedName(name);
   } catch {
-    return `a shed has an invalid name "${safeLine(parsed.data.name)}"`;
+    return `a shed has an invalid name "${safeLine(name)}"`;
   }
   return undefined;
 }
