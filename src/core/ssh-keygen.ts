@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 
 /**
  * Ed25519 key pairs in OpenSSH format, made with node:crypto and encoded here.
@@ -9,9 +9,9 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } f
  * leading zero bytes instead of exactly that one. When the key's first byte is
  * itself 0x00 (1 key in 256) the key is cut to 31 bytes, and the files it
  * writes are rejected by ssh2's own parser ("Malformed OpenSSH private key")
- * and by OpenSSH (mscdex/ssh2 issues 1390 and 1513). Here the key bytes come
- * from JWK `x`/`d`, which are always exactly 32 bytes, and every length is
- * checked before anything is written.
+ * and by OpenSSH (mscdex/ssh2 issues 1390 and 1513). Here the seed is ours and
+ * the public key is the last 32 bytes of a DER SubjectPublicKeyInfo of fixed
+ * length, and every length is checked before anything is written.
  */
 
 const KEY_TYPE = "ssh-ed25519";
@@ -38,13 +38,35 @@ export interface ParsedSshPrivateKey {
   comment: string;
 }
 
-/** A fresh Ed25519 key pair; `comment` goes into both files, as with ssh-keygen -C. */
+/** PKCS#8 for an Ed25519 private key, up to its 32-byte seed (RFC 8410). */
+const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+/** SubjectPublicKeyInfo of an Ed25519 public key: this prefix, then the 32 key bytes (RFC 8410). */
+const SPKI_ED25519_LENGTH = 44;
+
+/**
+ * A fresh Ed25519 key pair; `comment` goes into both files, as with ssh-keygen -C.
+ *
+ * The seed is 32 random bytes (RFC 8032: any 32 bytes are a private key), and node:crypto derives
+ * the public half from a key it imports. Not generateKeyPairSync + export: on Node 20 exporting a
+ * generated key can deadlock the process for good. The export holds the key's mutex while it
+ * allocates; a garbage collection then may destroy the finished key-generation job, whose
+ * destructor takes the same mutex (seen in CI: the main thread parked in ~KeyGenJob under
+ * ExportJWKEdKey). An imported key has no such job.
+ */
 export function generateEd25519KeyPair(comment = ""): SshKeyPair {
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  const seed = Buffer.from(jwk.d ?? "", "base64url");
-  const pub = Buffer.from(jwk.x ?? "", "base64url");
-  return encodeEd25519KeyPair(seed, pub, comment);
+  const seed = randomBytes(32);
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const spki = createPublicKey(privateKey).export({ format: "der", type: "spki" });
+  if (spki.length !== SPKI_ED25519_LENGTH) {
+    throw new Error(
+      `node:crypto gave an Ed25519 public key of ${spki.length} bytes of DER, not ${SPKI_ED25519_LENGTH}`,
+    );
+  }
+  return encodeEd25519KeyPair(seed, spki.subarray(SPKI_ED25519_LENGTH - 32), comment);
 }
 
 /** Encodes a 32-byte seed and its 32-byte public key; exported for tests with chosen keys. */

@@ -16,11 +16,11 @@
  * error that is never INTERNAL/5xx, names the field or the body, and never echoes more
  * than ~100 characters of what was sent; the server is alive and holds one shed at the end.
  */
-import { generateKeyPairSync } from "node:crypto";
 import http from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isErrorCode } from "../../src/core/errors.js";
+import { generateEd25519KeyPair } from "../../src/core/ssh-keygen.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { createLocal, op, workspace } from "../helpers/provision.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
@@ -36,13 +36,7 @@ const MAX_JSON_BODY = 1024 * 1024;
 const MAX_MESSAGE = 2_000;
 
 /** An OpenSSH public key registered before fuzzing: sending it again is accepted (200) and adds nothing. */
-const REGISTERED_KEY = (() => {
-  const jwk = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" });
-  const raw = Buffer.from(jwk.x as string, "base64url");
-  const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
-  const blob = Buffer.concat([u32(11), Buffer.from("ssh-ed25519"), u32(raw.length), raw]);
-  return `ssh-ed25519 ${blob.toString("base64")} fuzz@test`;
-})();
+const REGISTERED_KEY = `${generateEd25519KeyPair().publicKey} fuzz@test`;
 
 let server: TestServer;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { createECDH, createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign } from "node:crypto";
 import { isIP } from "node:net";
 
 /**
@@ -13,8 +13,33 @@ export interface CertPair {
   key: string;
 }
 
+/**
+ * A P-256 key pair made by ECDH and imported, not by generateKeyPairSync: on Node 20 exporting a
+ * generated key can deadlock the process for good (the export holds the key's mutex while it
+ * allocates, and a garbage collection then may destroy the finished generation job, which takes
+ * the same mutex). An imported key has no such job. See core/ssh-keygen.ts.
+ */
+function p256KeyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
+  const ecdh = createECDH("prime256v1");
+  const point = ecdh.generateKeys(); // uncompressed: 0x04, x (32 bytes), y (32 bytes)
+  const privateKey = createPrivateKey({
+    key: {
+      kty: "EC",
+      crv: "P-256",
+      // The scalar as a big-endian number may have leading zeros left out; JWK wants all 32 bytes.
+      d: Buffer.concat([Buffer.alloc(32), ecdh.getPrivateKey()])
+        .subarray(-32)
+        .toString("base64url"),
+      x: point.subarray(1, 33).toString("base64url"),
+      y: point.subarray(33, 65).toString("base64url"),
+    },
+    format: "jwk",
+  });
+  return { privateKey, publicKey: createPublicKey(privateKey) };
+}
+
 export function makeSelfSignedCert(commonName: string, altNames: readonly string[], now = new Date()): CertPair {
-  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { privateKey, publicKey } = p256KeyPair();
   const notAfter = new Date(now.getTime());
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + 10);
   const serial = randomBytes(16);
