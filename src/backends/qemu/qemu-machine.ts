@@ -19,7 +19,6 @@ import {
 import { VmMachineBase } from "../vm/machine-base.js";
 import { allocateLoopbackPorts, isLoopbackPortFree, releasePending } from "../vm/ports.js";
 import { isAlive, killProcess, reattach, spawnDetached } from "../vm/process.js";
-import type { VmImage } from "../vm/vm-image.js";
 import { AGENT_GUEST_PORTS, type StopOutcome, type VmCreateOptions, type VmMachine } from "../vm/vm-machine.js";
 import { canConnectUnix, isLoopbackTcpListening, loopbackPortSpeaks, pollUntil, tailFile } from "../vm/wait.js";
 import { type Accel, buildKernelCmdline, buildQemuArgv, chooseAccel, macForName } from "./qemu-argv.js";
