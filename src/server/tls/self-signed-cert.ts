@@ -54,8 +54,8 @@ export function makeSelfSignedCert(commonName: string, altNames: readonly string
   });
   const extensions = tlv(0xa3, seq(seq(oid("2.5.29.17"), tlv(0x04, seq(...sanNames)))));
   const tbs = seq(
-    tlv(0xa0, integer(Buffer.from([2]))), // v3
-    integer(serial),
+    tlv(0xa0, derInteger(Buffer.from([2]))), // v3
+    derInteger(serial),
     ecdsaWithSha256,
     name,
     seq(time(now), time(notAfter)),
@@ -86,8 +86,16 @@ function tlv(tag: number, content: Buffer): Buffer {
 const seq = (...parts: Buffer[]): Buffer => tlv(0x30, Buffer.concat(parts));
 const set = (...parts: Buffer[]): Buffer => tlv(0x31, Buffer.concat(parts));
 
-function integer(bytes: Buffer): Buffer {
-  return tlv(0x02, (bytes[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
+/**
+ * A non-negative DER INTEGER: minimal, so without leading zero octets, plus one zero octet when the
+ * top bit is set. (A random serial whose first octet came out 0 was "illegal padding" to OpenSSL:
+ * about one certificate in 256 could not be loaded.)
+ */
+export function derInteger(bytes: Buffer): Buffer {
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const value = bytes.subarray(start);
+  return tlv(0x02, (value[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), value]) : value);
 }
 
 function oid(dotted: string): Buffer {
