@@ -1,5 +1,6 @@
 /**
- * The quick path (dist/shed-quick.cjs): `shed list` without the full CLI.
+ * The quick path (dist/shed-quick.cjs): `shed list`, and `shed start|stop|delete
+ * NAME`, without the full CLI.
  * Start-up is most of what a read costs: the full bundle loads commander,
  * classic zod (about 80 ms of start-up on its own), ssh2's helpers and every
  * command; this one loads the client config, the API client and the list.
@@ -12,10 +13,13 @@
  */
 import { ApiClient } from "./api-client.js";
 import { ClientConfig } from "./client-config.js";
+import { deleteShed, startOrStop } from "./commands/lifecycle-ops.js";
 import { listSheds } from "./commands/list.js";
 import { isOwnLocalServer, localServerUp } from "./local-server-state.js";
 import type { QuickCommand } from "./quick-argv.js";
+import { createOutput } from "./render.js";
 import { reportError } from "./report-error.js";
+import { printResult } from "./result.js";
 
 /** Not this path's job (the local server must be started): nothing was printed, the full CLI takes over. */
 class HandBack extends Error {}
@@ -23,12 +27,13 @@ class HandBack extends Error {}
 /** Resolves to false, having printed nothing, for what the full CLI must do instead. */
 export async function runQuick(cmd: QuickCommand): Promise<boolean> {
   // `version` never gets here (boot.ts answers it); it is the full CLI's should it ever.
-  if (cmd.command !== "list") return false;
+  if (cmd.command === "version") return false;
   try {
     const cfg = ClientConfig.load(ClientConfig.locate(cmd.config));
     const caller = {
       cfg,
       json: cmd.json,
+      out: createOutput(cmd.json),
       async server() {
         const picked = cfg.pick(cmd.server);
         if (!picked) throw new HandBack();
@@ -37,8 +42,13 @@ export async function runQuick(cmd: QuickCommand): Promise<boolean> {
         }
         return { name: picked.name, api: new ApiClient(picked.name, picked.entry) };
       },
+      result(value: unknown, human: () => string) {
+        printResult(cmd.json, value, human);
+      },
     };
-    await listSheds(caller, cmd.all);
+    if (cmd.command === "list") await listSheds(caller, cmd.all);
+    else if (cmd.command === "delete") await deleteShed(caller, cmd.name, { keepVolume: cmd.keepVolume });
+    else await startOrStop(caller, cmd.command, cmd.name);
     return true;
   } catch (err) {
     if (err instanceof HandBack) return false;

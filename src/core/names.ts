@@ -5,6 +5,11 @@ import { quote } from "./quote.js";
 const NAME_RE = /^(?:[a-z]|[a-z][a-z0-9-]*[a-z0-9])$/;
 export const MAX_NAME_LENGTH = 63;
 
+/** Whether validateShedName would take this name, without the error (for the CLI's quick path). */
+export function isShedName(name: string): boolean {
+  return name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+}
+
 export function validateShedName(name: unknown): string {
   if (typeof name !== "string" || name.length === 0) {
     throw new ShedError("INVALID_SHED_NAME", "a shed name is required", {

@@ -9,8 +9,11 @@ import { uniqueName } from "../helpers/names.js";
 import type { TestServer } from "../helpers/server.js";
 
 /**
- * `shed list` runs the quick path (src/cli/quick.ts; boot.ts picks it from the
- * argv): the packaged CLI against a real shed-server and Docker. What it prints
+ * `shed list`, `shed start|stop NAME` and `shed delete NAME -f` run the quick
+ * path (src/cli/quick.ts; boot.ts picks it from the argv; quick-argv.test.ts
+ * proves which argv go there): the packaged CLI against a real shed-server and
+ * Docker. `stop -- NAME` is the same command to commander but not to the quick
+ * path, so it runs the full CLI for comparison. What it prints
  * must be what the full CLI prints; the hand-back to the full CLI (the local
  * server started or revived) is in cli-local.test.ts. Run `npm run build` first.
  */
@@ -72,6 +75,51 @@ describe("shed list (quick path)", () => {
         if (asJson) expect(json(quick).error.code).toBe(code);
         else expect(quick.stdout).toBe("");
       }
+    }
+  });
+});
+
+describe("start, stop and delete (quick path)", () => {
+  /** Step lines without their durations, which differ between runs. */
+  const steps = (stderr: string) => stderr.replace(/\([0-9.]+m?s\)/g, "(T)");
+
+  test("print what the full CLI prints, and do the same", async () => {
+    const name = uniqueName("quick-life");
+    const made = await server.api("POST", "/api/sheds", { name, no_provision: true });
+    expect(made.status, JSON.stringify(made.body)).toBeLessThan(300);
+    const status = async () => (await server.api("GET", `/api/sheds/${name}`)).body.status;
+
+    const quickStop = await cliOk(user, ["stop", name]);
+    expect(quickStop.stdout).toBe(`stopped ${name}\n`);
+    expect(await status()).toBe("stopped");
+    const fullStart = await cliOk(user, ["start", "--", name]);
+    expect(fullStart.stdout).toBe(`started ${name}\n`);
+    const quickStart = await cliOk(user, ["stop", name]).then(() => cliOk(user, ["start", name]));
+    expect(steps(quickStart.stderr)).toBe(steps(fullStart.stderr));
+    expect(await status()).toBe("running");
+
+    const quickJson = json(await cliOk(user, ["--json", "stop", name]));
+    const fullJson = json(await cliOk(user, ["start", "--json", "--", name]));
+    expect(quickJson.name).toBe(name);
+    expect(quickJson.status).toBe("stopped");
+    expect(Object.keys(quickJson).sort()).toEqual(Object.keys(fullJson).sort());
+
+    const deleted = await cliOk(user, ["--json", "delete", name, "--force"]);
+    expect(json(deleted)).toEqual({ deleted: name, kept_volume: false });
+    expect((await server.api("GET", `/api/sheds/${name}`)).status).toBe(404);
+  });
+
+  test("their errors are the full CLI's", async () => {
+    const missing = uniqueName("quick-missing");
+    for (const [quick, full] of [
+      [["stop", missing], ["stop", "--", missing]],
+      [["--json", "start", missing], ["--json", "start", "--", missing]],
+      [["delete", "-f", missing], ["delete", "-f", "--", missing]],
+    ]) {
+      const q = await user.run(quick);
+      const f = await user.run(full);
+      expect(q.code, show(q)).toBe(1);
+      expect({ stdout: q.stdout, stderr: q.stderr }).toEqual({ stdout: f.stdout, stderr: f.stderr });
     }
   });
 });

@@ -3,7 +3,6 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "@commander-js/extra-typings";
 import { parseDuration } from "../../core/duration.js";
 import { ShedError } from "../../core/errors.js";
-import type { ProgressEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
 import type { CreateShedRequest } from "../../protocol/api-types.js";
@@ -12,6 +11,7 @@ import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.j
 import { repoCredentialsFromEnv } from "../repo-token.js";
 import { autoSync, prepareAutoSync } from "../sync/auto.js";
 import { describeShed } from "./describe.js";
+import { deleteShed, operation, startOrStop } from "./lifecycle-ops.js";
 
 /** create, start, stop, delete: lifecycle operations with live progress. */
 export function registerShedCommands(program: Command<[], GlobalOptions>): void {
@@ -73,15 +73,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         const credentials = repoCredentialsFromEnv(req.repo ?? req.repo_origin);
         if (credentials) req.repo_credentials = credentials;
       }
-      const shed = await lifecycle(ctx, () =>
-        server.api.operation(
-          "POST",
-          "/api/sheds",
-          req,
-          (ev) => ctx.out.progress(ev),
-          (b) => ctx.out.printed(b),
-        ),
-      );
+      const shed = await operation(ctx, server.api, "POST", "/api/sheds", req);
       // Create step 9 (seed): auto-sync on the client after the server returned; failures are warnings.
       const synced = syncPlan ? await autoSync(ctx, name, syncPlan) : undefined;
       ctx.result(
@@ -90,27 +82,17 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       );
     });
 
-  for (const [verb, description, done] of [
-    ["start", "start a stopped shed (runs the startup hook)", "started"],
-    ["stop", "stop a running shed (runs the shutdown hook; the workspace is kept)", "stopped"],
+  for (const [verb, description] of [
+    ["start", "start a stopped shed (runs the startup hook)"],
+    ["stop", "stop a running shed (runs the shutdown hook; the workspace is kept)"],
   ] as const) {
+    // `shed start|stop NAME` with no other option also runs on the quick path (quick.ts): same function.
     program
       .command(`${verb} <name>`)
       .description(description)
       .action(async (name) => {
-        const ctx = new CliContext(program.opts());
         validateShedName(name);
-        const { api } = await ctx.server();
-        const shed = await lifecycle(ctx, () =>
-          api.operation(
-            "POST",
-            `/api/sheds/${name}/${verb}`,
-            undefined,
-            (ev) => ctx.out.progress(ev),
-            (b) => ctx.out.printed(b),
-          ),
-        );
-        ctx.result(shed, () => `${done} ${name}`);
+        await startOrStop(new CliContext(program.opts()), verb, name);
       });
   }
 
@@ -123,30 +105,12 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       const ctx = new CliContext(program.opts());
       validateShedName(name);
       const { api } = await ctx.server();
-      const shed = await api.json<Shed>("GET", `/api/sheds/${name}`);
-      if (!opts.force)
+      if (!opts.force) {
+        const shed = await api.json<Shed>("GET", `/api/sheds/${name}`);
         await confirm(`Delete shed ${name}${opts.keepVolume || shed.local_dir ? "" : " and its workspace"}?`);
-      const query = opts.keepVolume ? "?keep_volume=true" : "";
-      await lifecycle(ctx, () =>
-        api.operation(
-          "DELETE",
-          `/api/sheds/${name}${query}`,
-          undefined,
-          (ev) => ctx.out.progress(ev),
-          (b) => ctx.out.printed(b),
-        ),
-      );
-      ctx.result({ deleted: name, kept_volume: opts.keepVolume === true }, () => `deleted ${name}`);
+      }
+      await deleteShed(ctx, name, { keepVolume: opts.keepVolume === true }, api);
     });
-}
-
-async function lifecycle(ctx: CliContext, run: () => Promise<ProgressEvent | undefined>): Promise<Shed> {
-  try {
-    const last = await run();
-    return (last?.type === "result" ? last.shed : undefined) as Shed;
-  } finally {
-    ctx.out.done();
-  }
 }
 
 async function confirm(question: string): Promise<void> {
