@@ -31,6 +31,15 @@ export interface CreateSpec {
   credentials: CredentialConfig[];
   env: Record<string, string>;
   createdAt: string;
+  /** What the create asked for (checked: whole numbers, at least 1, within the host); unset ones take the backend's default. */
+  size: RequestedSize;
+}
+
+/** `shed create --cpus N --memory MiB --disk GiB`. */
+export interface RequestedSize {
+  cpus?: number;
+  memoryMiB?: number;
+  diskGiB?: number;
 }
 
 /** What a backend made in the storage step, so a fatal failure undoes only that. */

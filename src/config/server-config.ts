@@ -74,6 +74,8 @@ export const serverConfigSchema = z
     /** A VM shed's CPUs and memory. */
     vm_cpus: z.number().int().min(1).max(64).default(2),
     vm_memory: sizeField(128 * 1024 ** 2).default("1GiB"),
+    /** A VM shed's disk (its root filesystem, grown at create); unset: the image's own size. */
+    vm_disk: sizeField(1024 ** 3).optional(),
     /** Firecracker: the host bridge its TAP devices join (`shed-server setup` makes it). */
     vm_bridge: z
       .string()
@@ -152,6 +154,8 @@ export interface VmConfig {
   image: string;
   cpus: number;
   memoryBytes: number;
+  /** undefined: a VM's disk is as large as its image's root filesystem. */
+  diskBytes: number | undefined;
   startTimeoutMs: number;
   /** Firecracker's host bridge and its subnet (an IPv4 CIDR, checked by core/ipv4.ts). */
   bridge: string;
@@ -209,6 +213,7 @@ export function loadServerConfig(file: string | undefined): ServerConfig {
       image: raw.vm_image,
       cpus: raw.vm_cpus,
       memoryBytes: tryParseSize(raw.vm_memory) ?? 1024 ** 3,
+      diskBytes: raw.vm_disk === undefined ? undefined : tryParseSize(raw.vm_disk),
       startTimeoutMs: tryParseDuration(raw.start_timeout) ?? 120_000,
       bridge: raw.vm_bridge,
       subnet: raw.vm_subnet,

@@ -25,6 +25,13 @@ export interface Shed {
   repo?: string;
   local_dir?: string;
   workspace: "/workspace";
+  /**
+   * The size it was made with (`shed create --cpus --memory --disk`). Absent where there is no
+   * limit (a Docker shed made without them, or before sizes were recorded) or no disk of its own.
+   */
+  cpus?: number;
+  memory_mib?: number;
+  disk_gib?: number;
   /** Backend-specific identifiers, for people debugging (container and volume names). */
   resources: Record<string, string>;
   /** Warnings recorded during create (clone failed, credential missing), so `shed list` and `GET` show them later. */

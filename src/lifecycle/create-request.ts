@@ -10,6 +10,7 @@ import type { CreateContext } from "./create-steps.js";
 import { checkLocalDir } from "./local-dir-policy.js";
 import type { ProvisionState } from "./provision-steps.js";
 import type { ServiceDeps } from "./shed-service.js";
+import { checkSizeRequest } from "./size-request.js";
 
 /**
  * A create request checked and turned into what the create steps need, before
@@ -22,6 +23,8 @@ export async function prepareCreate(
   provisionState: (backend: Backend, name: string, noProvision: boolean) => ProvisionState,
 ): Promise<CreateContext> {
   const name = validateShedName(req.name);
+  // Before the backend is even looked up: a malformed or impossible size makes nothing.
+  const size = checkSizeRequest(req);
   const backendName = req.backend ?? deps.config.defaultBackend;
   const backend = deps.backends.get(backendName);
   if (!backend) {
@@ -75,6 +78,7 @@ export async function prepareCreate(
     credentials: present,
     env: deps.env,
     createdAt: new Date().toISOString(),
+    size,
     ...(localDir ? { localDir } : {}),
     ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
     ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),

@@ -32,6 +32,14 @@ export const createShedRequestSchema = z
     backend: z.enum(BACKENDS).optional(),
     no_provision: z.boolean().optional(),
     timeout: durationString.optional(),
+    /**
+     * The shed's size (`shed create --cpus --memory --disk`); unset: the server config's vm_cpus,
+     * vm_memory, vm_disk for a VM, no limit on Docker. Any number here: the server checks them
+     * (src/lifecycle/size-request.ts) with messages that name the flag and the value.
+     */
+    cpus: z.number().optional(),
+    memory_mib: z.number().optional(),
+    disk_gib: z.number().optional(),
   })
   .strict();
 
