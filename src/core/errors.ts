@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   DATA_DIR_IN_USE: 409,
   /** The CLI and the server speak API versions the other no longer supports (src/protocol/api-version.ts). */
   VERSION_MISMATCH: 400,
+  /** A local port a tunnel wants is taken (by another program, or another shed's tunnel). */
+  PORT_IN_USE: 409,
   INTERNAL: 500,
 } as const;
 
