@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   BACKEND_NOT_ENABLED: 400,
   BACKEND_ERROR: 502,
   IMAGE_NOT_FOUND: 400,
+  /** `shed image delete` of an image a shed or the server config still uses. */
+  IMAGE_IN_USE: 409,
   CLONE_FAILED: 502,
   CREDENTIAL_MISSING: 400,
   TIMEOUT: 504,
