@@ -31,6 +31,20 @@ export const createShedRequestSchema = z
     image: z.string().min(1).optional(),
     backend: z.enum(BACKENDS).optional(),
     no_provision: z.boolean().optional(),
+    /**
+     * devcontainer.json as the CLI read it from a local checkout (issue 13):
+     * used when the repository has no .shed/provision.yaml. local_env holds
+     * only the variables the file names as ${localEnv:VAR}.
+     */
+    devcontainer: z
+      .object({
+        path: z.string().min(1).max(1024),
+        text: z.string().max(256 * 1024),
+        local_env: z.record(z.string().max(256), z.string().max(64 * 1024)).optional(),
+        workspace_basename: z.string().max(1024).optional(),
+      })
+      .strict()
+      .optional(),
     timeout: durationString.optional(),
     /**
      * The shed's size (`shed create --cpus --memory --disk`); unset: the server config's vm_cpus,
