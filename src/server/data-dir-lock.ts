@@ -21,7 +21,7 @@ export interface DataDirLock {
   release(): Promise<void>;
 }
 
-interface Holder {
+export interface Holder {
   pid?: number;
 }
 
@@ -54,6 +54,21 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Who holds the lock of `dataDir` now, without taking it: the running server's pid (when it said),
+ * or undefined when no server uses that data_dir (or it does not exist yet). `shed-server doctor`
+ * uses it to tell this server's own ports from a stranger's.
+ */
+export async function dataDirHolder(dataDir: string): Promise<Holder | undefined> {
+  let address: string;
+  try {
+    address = lockAddress(dataDir);
+  } catch {
+    return undefined;
+  }
+  return ask(address);
 }
 
 function lockAddress(dataDir: string): string {

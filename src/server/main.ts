@@ -1,9 +1,12 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import { loadServerConfig } from "../config/server-config.js";
 import { loadOrCreateApiToken } from "../core/api-token.js";
+import { renderReport } from "../core/doctor-report.js";
 import { toShedError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
+import { runServerDoctor } from "./doctor/run-doctor.js";
 import { startServer } from "./server.js";
+import { installService, uninstallService } from "./service-install.js";
 import { runSetupCommand } from "./setup-command.js";
 import { buildVmPlan } from "./vm-plan-command.js";
 
@@ -123,6 +126,64 @@ program
         ...(opts.localDir === undefined ? {} : { localDir: opts.localDir }),
       });
       process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("doctor")
+  .description("check what this server and each enabled backend need; exits 1 when something cannot work")
+  .option("--config <file>", "server config YAML (defaults apply without one)", process.env.SHED_SERVER_CONFIG)
+  .option("--json", "print the checks as one JSON document")
+  .action(async (opts) => {
+    try {
+      const result = await runServerDoctor(loadServerConfig(opts.config));
+      process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : renderReport(result));
+      process.exit(result.ok ? 0 : 1);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("install")
+  .description("run shed-server as a systemd service: write the unit, enable and start it (as root)")
+  .option("--config <file>", "server config YAML the service runs with (defaults apply without one)")
+  .option("--user <name>", "the user the service runs as (default: you; under sudo, the user who ran sudo)")
+  .option("--unit-dir <dir>", "where the unit file goes", "/etc/systemd/system")
+  // Tests only: systemd's runtime dir and systemctl, so no test touches the host's systemd.
+  .addOption(new Option("--systemd-run-dir <dir>").default("/run/systemd/system").hideHelp())
+  .addOption(new Option("--systemctl <program>").default("systemctl").hideHelp())
+  .action(async (opts) => {
+    try {
+      await installService({
+        config: opts.config,
+        ...(opts.user === undefined ? {} : { user: opts.user }),
+        unitDir: opts.unitDir,
+        systemdRunDir: opts.systemdRunDir,
+        systemctl: opts.systemctl,
+        out: (line) => process.stdout.write(`${line}\n`),
+      });
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command("uninstall")
+  .description("stop and disable the systemd service and remove its unit (sheds keep running)")
+  .option("--unit-dir <dir>", "where the unit file is", "/etc/systemd/system")
+  .addOption(new Option("--systemd-run-dir <dir>").default("/run/systemd/system").hideHelp())
+  .addOption(new Option("--systemctl <program>").default("systemctl").hideHelp())
+  .action((opts) => {
+    try {
+      uninstallService({
+        unitDir: opts.unitDir,
+        systemdRunDir: opts.systemdRunDir,
+        systemctl: opts.systemctl,
+        out: (line) => process.stdout.write(`${line}\n`),
+      });
     } catch (err) {
       fail(err);
     }
