@@ -24,6 +24,7 @@ import { containerName, LABEL, volumeName } from "./naming.js";
 import { notOwnedError, type Owner, ownerOf } from "./ownership.js";
 import { waitForExec } from "./readiness.js";
 import { visibleShed } from "./shed-view.js";
+import { checkDockerSize, dockerLimits } from "./size.js";
 
 /**
  * The Docker column of the seed's tables: a named volume (or a bind mount of
@@ -62,8 +63,9 @@ export class DockerBackend implements Backend {
     return [];
   }
 
-  async checkCreate(_spec: CreateSpec): Promise<void> {
-    // Everything Docker cannot do is found when the container is made (an image that is not there, say).
+  async checkCreate(spec: CreateSpec): Promise<void> {
+    // The rest of what Docker cannot do is found when the container is made (an image that is not there, say).
+    checkDockerSize(spec.size);
   }
 
   async prepareStorage(spec: CreateSpec): Promise<StorageResult> {
@@ -155,6 +157,8 @@ export class DockerBackend implements Backend {
     };
     if (spec.repoDisplay) labels[LABEL.repo] = spec.repoDisplay;
     if (spec.localDir) labels[LABEL.localDir] = spec.localDir.path;
+    if (spec.size.cpus !== undefined) labels[LABEL.cpus] = String(spec.size.cpus);
+    if (spec.size.memoryMiB !== undefined) labels[LABEL.memoryMiB] = String(spec.size.memoryMiB);
 
     let container: Docker.Container;
     try {
@@ -168,7 +172,7 @@ export class DockerBackend implements Backend {
         WorkingDir: WORKSPACE,
         Env: Object.entries({ ...spec.env, ...shedBaseEnv(spec.name) }).map(([k, v]) => `${k}=${v}`),
         Labels: labels,
-        HostConfig: { Init: true, Mounts: mounts },
+        HostConfig: { Init: true, Mounts: mounts, ...dockerLimits(spec.size) },
       });
     } catch (err) {
       if (dockerStatus(err) === 404 && /image/i.test(engineMessage(err))) {

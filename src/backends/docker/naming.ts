@@ -12,6 +12,12 @@ export const LABEL = {
    * own. Objects made before this label existed have none (see ownership.ts for who may adopt them).
    */
   serverId: "dev.shed.server-id",
+  /**
+   * The limits the container was made with (`shed create --cpus --memory`), for `shed list`;
+   * absent when none was asked for, and on containers made before sizes existed.
+   */
+  cpus: "dev.shed.cpus",
+  memoryMiB: "dev.shed.memory-mib",
   /** On volumes other than the workspace: what the volume holds. */
   role: "dev.shed.role",
 } as const;

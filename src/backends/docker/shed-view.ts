@@ -2,6 +2,7 @@ import { type Shed, type ShedStatus, WORKSPACE } from "../../core/types.js";
 import type { Ownership } from "../backend.js";
 import { containerName, LABEL, volumeName } from "./naming.js";
 import { type Owner, ownerOf, unownedHint } from "./ownership.js";
+import { sizeFromLabels } from "./size.js";
 
 /** A container as the API shows it: its labels are the record (Docker is the source of truth). */
 export function visibleShed(
@@ -29,6 +30,7 @@ function toShed(labels: Record<string, string>, name: string, status: ShedStatus
     created_at: labels[LABEL.createdAt] ?? "",
     ...(labels[LABEL.repo] ? { repo: labels[LABEL.repo] } : {}),
     ...(localDir ? { local_dir: localDir } : {}),
+    ...sizeFromLabels(labels),
     workspace: WORKSPACE,
     resources: localDir
       ? { container: containerName(name) }

@@ -6,6 +6,7 @@ import { hostArch, resolveVmImage, type VmImage } from "../vm/vm-image.js";
 import type { StopOutcome, VmDriver } from "../vm/vm-machine.js";
 import { checkFirecrackerHost } from "./firecracker-check.js";
 import { type FirecrackerHost, FirecrackerMachine } from "./firecracker-machine.js";
+import { MAX_VCPUS } from "./firecracker-plan.js";
 
 export function firecrackerHost(opts: VmBackendOptions): FirecrackerHost {
   return { binary: opts.vm.firecrackerBinary, bridge: opts.vm.bridge, subnet: opts.vm.subnet };
@@ -17,6 +18,7 @@ export function firecrackerDriver(opts: VmBackendOptions): VmDriver {
   return {
     name: "firecracker",
     capabilities: CAPABILITIES.firecracker,
+    sizeLimits: { maxCpus: MAX_VCPUS },
     checkHost: () => checkFirecrackerHost({ firecrackerBinary: host.binary, bridge: host.bridge }),
     checkCreate: (spec: CreateSpec) => {
       if (spec.localDir) {

@@ -4,7 +4,7 @@ import { firecrackerDialer } from "../../agent/client/index.js";
 import { ShedError } from "../../core/errors.js";
 import { bootError } from "../vm/boot-error.js";
 import { writeConfigDisk } from "../vm/config-disk.js";
-import { copyDisk } from "../vm/disk-copy.js";
+import { copyDisk, growDiskFile } from "../vm/disk-copy.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
 import {
   type InstanceMeta,
@@ -78,6 +78,7 @@ export class FirecrackerMachine extends VmMachineBase implements VmMachine {
     let network: InstanceNetwork | undefined;
     try {
       await copyDisk(o.image.rootfs, instancePath(dir, "rawDisk"));
+      if (o.diskBytes !== undefined) await growDiskFile(instancePath(dir, "rawDisk"), o.diskBytes);
       writeConfigDisk(instancePath(dir, "configDisk"), o.name);
       network = allocateNetwork(o.dataDir, host.subnet);
       const meta: InstanceMeta = {
@@ -96,6 +97,7 @@ export class FirecrackerMachine extends VmMachineBase implements VmMachine {
         helpers: {},
         memory_mib: o.memoryMiB ?? 1024,
         cpus: o.cpus ?? 2,
+        ...(o.diskBytes !== undefined ? { disk_bytes: o.diskBytes } : {}),
       };
       writeInstanceMeta(dir, meta);
     } catch (err) {

@@ -51,7 +51,7 @@ export const GUEST_IFACE_ID = "eth0";
  * most 15 bytes (IFNAMSIZ - 1); a Unix socket path at most 107 bytes (sun_path less its NUL);
  * CIDs 0-2 are reserved (hypervisor, local, host) and 0xffffffff is VMADDR_CID_ANY.
  */
-const MAX_VCPUS = 32;
+export const MAX_VCPUS = 32;
 const MAX_IFNAME = 15;
 const MAX_SOCKET_PATH = 107;
 const MIN_CID = 3;

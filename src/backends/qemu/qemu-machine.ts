@@ -76,7 +76,19 @@ export class QemuMachine extends VmMachineBase implements VmMachine {
     try {
       await execFileAsync(
         "qemu-img",
-        ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", o.image.rootfs, instancePath(dir, "overlay")],
+        // With a size, the overlay's virtual disk is that large (the guest grows its filesystem to it, grow-disk.ts).
+        [
+          "create",
+          "-q",
+          "-f",
+          "qcow2",
+          "-F",
+          "raw",
+          "-b",
+          o.image.rootfs,
+          instancePath(dir, "overlay"),
+          ...(o.diskBytes !== undefined ? [String(o.diskBytes)] : []),
+        ],
         { timeout: 60_000 },
       ).catch((err: { stderr?: string; message: string }) => {
         throw new ShedError(
@@ -106,6 +118,7 @@ export class QemuMachine extends VmMachineBase implements VmMachine {
         helpers: {},
         memory_mib: o.memoryMiB ?? 1024,
         cpus: o.cpus ?? 2,
+        ...(o.diskBytes !== undefined ? { disk_bytes: o.diskBytes } : {}),
       };
       writeInstanceMeta(dir, meta);
     } catch (err) {

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { stat, truncate } from "node:fs/promises";
 import { promisify } from "node:util";
 import { ShedError } from "../../core/errors.js";
 
@@ -26,4 +27,17 @@ export async function copyDisk(source: string, target: string): Promise<void> {
       );
     },
   );
+}
+
+/**
+ * Makes a raw disk file `bytes` long (sparse: the new part takes no space until written). Only
+ * grows: the guest's resize2fs then grows its filesystem to match (grow-disk.ts).
+ */
+export async function growDiskFile(file: string, bytes: number): Promise<void> {
+  if ((await stat(file)).size >= bytes) return;
+  await truncate(file, bytes).catch((err: Error) => {
+    throw new ShedError("BACKEND_ERROR", `could not grow the VM disk ${file} to ${bytes} bytes: ${err.message}`, {
+      hint: "check that the data_dir's filesystem allows files of that size",
+    });
+  });
 }

@@ -91,6 +91,12 @@ const instanceMetaV1Schema = z
     helpers: z.record(z.string(), processRecordSchema),
     memory_mib: z.number().int().positive(),
     cpus: z.number().int().positive(),
+    /**
+     * The disk's size when the create grew it past the image's (`--disk`, vm_disk); the guest's root
+     * filesystem is grown to it at boot. Optional: files written before sizing existed, and
+     * instances left at the image's size, have none.
+     */
+    disk_bytes: z.number().int().positive().optional(),
     last_started_at: z.string().optional(),
     last_stopped_at: z.string().optional(),
     /** How the last stop ended: a clean powerdown, a kill after the timeout, or a death the server found. */

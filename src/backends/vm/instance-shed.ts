@@ -12,6 +12,9 @@ export function instanceShed(meta: InstanceMeta, running: boolean, dir: string):
     created_at: meta.created_at,
     ...(meta.display ? { repo: meta.display } : {}),
     ...(meta.local_dir ? { local_dir: meta.local_dir.path } : {}),
+    cpus: meta.cpus,
+    memory_mib: meta.memory_mib,
+    ...(meta.disk_bytes !== undefined ? { disk_gib: Math.round((meta.disk_bytes / 1024 ** 3) * 100) / 100 } : {}),
     workspace: WORKSPACE,
     resources: {
       instance_dir: dir,

@@ -20,10 +20,12 @@ import type {
 } from "../backend.js";
 import { AgentPool } from "./agent-pool.js";
 import { CredentialSync } from "./credential-sync.js";
+import { growRootFilesystem } from "./grow-disk.js";
 import { instanceDir, listInstanceNames, removeInstanceDir, vmRootDir } from "./instance-dir.js";
 import { type InstanceLocalDir, readInstanceMeta } from "./instance-meta.js";
 import { instanceShed } from "./instance-shed.js";
 import type { VmDriver, VmMachine } from "./vm-machine.js";
+import { checkVmSize, resolveVmSize } from "./vm-size.js";
 
 export interface VmBackendOptions {
   dataDir: string;
@@ -78,7 +80,8 @@ export class VmBackend implements Backend {
   async checkCreate(spec: CreateSpec): Promise<void> {
     this.driver.checkHost();
     this.driver.checkCreate(spec);
-    this.driver.image(spec.image);
+    const image = this.driver.image(spec.image);
+    checkVmSize(this.name, spec.size, resolveVmSize(spec.size, this.opts.vm), image, this.driver.sizeLimits);
   }
 
   async prepareStorage(spec: CreateSpec): Promise<StorageResult> {
@@ -88,6 +91,7 @@ export class VmBackend implements Backend {
       });
     }
     const image = this.driver.image(spec.image);
+    const size = resolveVmSize(spec.size, this.opts.vm);
     await this.driver.create({
       dataDir: this.opts.dataDir,
       name: spec.name,
@@ -98,8 +102,9 @@ export class VmBackend implements Backend {
       ...(spec.localDir
         ? { localDir: { path: spec.localDir.path, dev: spec.localDir.dev, ino: spec.localDir.ino } }
         : {}),
-      memoryMiB: Math.floor(this.opts.vm.memoryBytes / 1024 ** 2),
-      cpus: this.opts.vm.cpus,
+      memoryMiB: size.memoryMiB,
+      cpus: size.cpus,
+      ...(size.diskBytes !== undefined ? { diskBytes: size.diskBytes } : {}),
     });
     return { created: true, reused: false, message: this.driver.storageMessage(image) };
   }
@@ -311,6 +316,7 @@ export class VmBackend implements Backend {
         hint: "rebuild the VM image with `npm run build-vm-image` (it needs bash, git and a user named shed)",
       });
     }
+    if (machine.meta().disk_bytes !== undefined) await growRootFilesystem(this.guest(machine.name), machine.name);
   }
 
   private async mountWorkspace(guest: GuestExec, machine: VmMachine): Promise<string> {

@@ -6,6 +6,7 @@ import type { CreateSpec } from "../backend.js";
 import type { BackendCapabilities } from "../capabilities.js";
 import type { InstanceLocalDir, InstanceMeta } from "./instance-meta.js";
 import type { VmImage } from "./vm-image.js";
+import type { VmSizeLimits } from "./vm-size.js";
 
 /**
  * What differs between the VM backends, and nothing else: how a hypervisor is spawned, reached
@@ -27,6 +28,8 @@ export interface VmCreateOptions {
   /** Defaults: 1024 MiB, 2 CPUs, now. */
   memoryMiB?: number;
   cpus?: number;
+  /** The disk's size, at least the image's; undefined: the image's own size. */
+  diskBytes?: number;
   /** When the shed was created (ISO 8601). */
   createdAt?: string;
   /** A --local-dir as the server checked it, shared into the VM on every boot (where supported). */
@@ -71,6 +74,8 @@ export interface VmDriver {
   readonly capabilities: BackendCapabilities;
   /** The hypervisor and what it needs are here: the error names what is missing and how to get it. */
   checkHost(): void;
+  /** The hypervisor's ceilings on CPUs and memory, checked before anything is made (vm-size.ts). */
+  sizeLimits?: VmSizeLimits;
   /** Refuses a create this backend cannot do, before anything is made (e.g. --local-dir on Firecracker). */
   checkCreate(spec: CreateSpec): void;
   /** The image a create boots (a build from `npm run build-vm-image`), checked for what this hypervisor needs. */

@@ -8,7 +8,7 @@ import type { InstanceLocalDir } from "../vm/instance-meta.js";
 import { VmBackend, type VmBackendOptions } from "../vm/vm-backend.js";
 import { resolveVmImage, type VmImage } from "../vm/vm-image.js";
 import type { CredentialSplit, StopOutcome, VmDriver, VmMachine } from "../vm/vm-machine.js";
-import { checkVfkitPath } from "./vfkit-argv.js";
+import { checkVfkitPath, VZ_LIMITS } from "./vfkit-argv.js";
 import { checkVzHost } from "./vz-check.js";
 import { type VzHost, VzMachine } from "./vz-machine.js";
 import { mountShares, WORKSPACE_SHARE_TAG } from "./vz-shares.js";
@@ -28,6 +28,7 @@ export function vzDriver(opts: VmBackendOptions, credentials: readonly Credentia
   return {
     name: "vz",
     capabilities: CAPABILITIES.vz,
+    sizeLimits: { maxCpus: VZ_LIMITS.maxCpus, maxMemoryMiB: VZ_LIMITS.maxMemoryMiB },
     checkHost: () => checkVzHost({ vfkitBinary: host.vfkitBinary }),
     checkCreate: (spec: CreateSpec) => {
       // A path vfkit's syntax cannot carry is refused before anything is made.

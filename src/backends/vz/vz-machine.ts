@@ -6,7 +6,7 @@ import { ShedError } from "../../core/errors.js";
 import { macForName } from "../qemu/qemu-argv.js";
 import { bootError } from "../vm/boot-error.js";
 import { writeConfigDisk } from "../vm/config-disk.js";
-import { copyDisk } from "../vm/disk-copy.js";
+import { copyDisk, growDiskFile } from "../vm/disk-copy.js";
 import { createInstanceDir, instanceDir, instancePath, removeInstanceDir } from "../vm/instance-dir.js";
 import { type InstanceMeta, readInstanceMeta, updateInstanceMeta, writeInstanceMeta } from "../vm/instance-meta.js";
 import { buildVmKernelCmdline } from "../vm/kernel-cmdline.js";
@@ -68,6 +68,7 @@ export class VzMachine extends VmMachineBase implements VmMachine {
     const dir = createInstanceDir(o.dataDir, o.name);
     try {
       await copyDisk(o.image.rootfs, instancePath(dir, "rawDisk"));
+      if (o.diskBytes !== undefined) await growDiskFile(instancePath(dir, "rawDisk"), o.diskBytes);
       writeConfigDisk(instancePath(dir, "configDisk"), o.name);
       const meta: InstanceMeta = {
         version: 1,
@@ -85,6 +86,7 @@ export class VzMachine extends VmMachineBase implements VmMachine {
         helpers: {},
         memory_mib: o.memoryMiB ?? 1024,
         cpus: o.cpus ?? 2,
+        ...(o.diskBytes !== undefined ? { disk_bytes: o.diskBytes } : {}),
       };
       writeInstanceMeta(dir, meta);
     } catch (err) {
