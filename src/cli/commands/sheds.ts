@@ -9,6 +9,7 @@ import type { CreateShedRequest } from "../../protocol/api-types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
 import { repoCredentialsFromEnv } from "../repo-token.js";
+import { sizeRequest } from "../size-flags.js";
 import { autoSync, prepareAutoSync } from "../sync/auto.js";
 import { describeShed } from "./describe.js";
 import { deleteShed, operation, startOrStop } from "./lifecycle-ops.js";
@@ -32,6 +33,12 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       "after create, sync this profile of sync.yaml (default: the profile named default)",
     )
     .option("--timeout <duration>", "give up on create after this long (e.g. 10m)")
+    .option("--cpus <n>", "CPUs (default: the server's vm_cpus for a VM; no limit on Docker)")
+    .option("--memory <mb>", "memory in MiB (default: the server's vm_memory for a VM; no limit on Docker)")
+    .option(
+      "--disk <gb>",
+      "VM disk in GiB, at least the image's size (default: vm_disk, else the image's; not on Docker)",
+    )
     .action(async (name, opts) => {
       const ctx = new CliContext(program.opts());
       validateShedName(name);
@@ -46,6 +53,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         });
       }
       if (opts.timeout) parseDuration(opts.timeout, "--timeout");
+      const size = sizeRequest(opts);
       if (opts.sync === false && opts.syncProfile !== undefined) {
         throw new ShedError("INVALID_REQUEST", "--sync-profile and --no-sync cannot be used together", {
           hint: "--no-sync skips auto-sync; --sync-profile picks what it syncs",
@@ -56,7 +64,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       // A local checkout is checked before a server is even asked: a wrong path makes nothing.
       const localRepo = opts.repo && isLocalRepo(opts.repo) ? inspectLocalRepo(opts.repo) : undefined;
       const server = await ctx.server();
-      const req: CreateShedRequest = { name };
+      const req: CreateShedRequest = { name, ...size };
       if (opts.backend) req.backend = opts.backend as BackendName;
       if (opts.image) req.image = opts.image;
       if (opts.localDir) req.local_dir = resolve(opts.localDir);
