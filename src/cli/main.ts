@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { registerConnectCommands } from "./commands/connect.js";
+import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerInfoCommands } from "./commands/info.js";
 import { registerProvisionCommands } from "./commands/provision.js";
 import { registerServerCommands } from "./commands/server.js";
@@ -22,6 +23,7 @@ registerInfoCommands(program);
 registerProvisionCommands(program);
 registerSyncCommands(program);
 registerConnectCommands(program);
+registerDoctorCommand(program);
 program
   .command("version")
   .description("print the CLI version")
