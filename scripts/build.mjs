@@ -14,6 +14,8 @@ const common = {
   define: { __SHED_VERSION__: JSON.stringify(version) },
   // ssh2's optional native helpers; it falls back to pure JS without them.
   external: ["cpu-features", "*.node"],
+  // jsonc-parser's main entry is UMD, whose require() of its own parts esbuild cannot follow: its ES build.
+  alias: { "jsonc-parser": "jsonc-parser/lib/esm/main.js" },
   minify: true,
 };
 
