@@ -14,8 +14,9 @@ export function registerInfoCommands(program: Command<[], GlobalOptions>): void 
     .alias("ls")
     .description("list sheds (running and stopped) on the server")
     .option("--all", "list sheds on every configured server")
+    .option("-v, --verbose", "also show each shed's CPUs and memory")
     .action(async (opts) => {
-      await listSheds(new CliContext(program.opts()), opts.all === true);
+      await listSheds(new CliContext(program.opts()), opts.all === true, opts.verbose === true);
     });
 
   program

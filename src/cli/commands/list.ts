@@ -18,7 +18,8 @@ export interface ListCaller {
   server(): Promise<{ name: string; api: ApiClient }>;
 }
 
-export async function listSheds(caller: ListCaller, all: boolean): Promise<void> {
+/** `verbose` (-v) adds each shed's CPUS and MEMORY (what it was made with; "-" for no limit). */
+export async function listSheds(caller: ListCaller, all: boolean, verbose = false): Promise<void> {
   const { cfg } = caller;
   const rows: (Shed & { server: string })[] = [];
   const errors: { server: string; error: string }[] = [];
@@ -43,7 +44,7 @@ export async function listSheds(caller: ListCaller, all: boolean): Promise<void>
   rows.sort((a, b) => byCodeUnit(a.server, b.server) || byCodeUnit(a.name, b.name));
   for (const e of errors) process.stderr.write(`warning: server ${e.server}: ${safeText(e.error)}\n`);
   printResult(caller.json, { sheds: rows, ...(errors.length ? { errors } : {}) }, () =>
-    rows.length === 0 ? "no sheds; create one with `shed create NAME --repo URL`" : humanList(rows),
+    rows.length === 0 ? "no sheds; create one with `shed create NAME --repo URL`" : humanList(rows, verbose),
   );
 }
 
@@ -51,10 +52,10 @@ function byCodeUnit(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function humanList(rows: (Shed & { server: string })[]): string {
+function humanList(rows: (Shed & { server: string })[], verbose: boolean): string {
   return [
     table(
-      ["NAME", "STATUS", "SERVER", "BACKEND", "IMAGE", "CREATED", "SOURCE"],
+      ["NAME", "STATUS", "SERVER", "BACKEND", "IMAGE", "CREATED", "SOURCE", ...(verbose ? ["CPUS", "MEMORY"] : [])],
       rows.map((s) => [
         s.name,
         s.status +
@@ -66,6 +67,7 @@ function humanList(rows: (Shed & { server: string })[]): string {
         s.image,
         s.created_at.slice(0, 16).replace("T", " "),
         s.repo ?? s.local_dir ?? "",
+        ...(verbose ? [sizeCell(s.cpus, ""), sizeCell(s.memory_mib, " MiB")] : []),
       ]),
     ),
     // A shed an operation was cut off in (the server was killed): which step, and the way out.
@@ -83,4 +85,9 @@ function humanList(rows: (Shed & { server: string })[]): string {
           `${safeLine(s.name)} (server ${safeLine(s.server)}) is unowned: made by another shed-server or an older Shed without a server id; the server will not start, stop, delete or exec in it.${s.owner_hint ? `\n  hint: ${safeLine(s.owner_hint)}` : ""}`,
       ),
   ].join("\n");
+}
+
+/** A size from the server, or "-" where the shed has no limit (or a server too old to say). */
+function sizeCell(value: unknown, unit: string): string {
+  return typeof value === "number" && Number.isFinite(value) ? `${value}${unit}` : "-";
 }
