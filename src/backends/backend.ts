@@ -144,8 +144,21 @@ export interface Backend {
   /** Checks the backend is usable (engine reachable, hypervisor installed); throws BACKEND_ERROR with a hint. */
   ping(): Promise<void>;
   /**
+   * Builds devcontainer.json's `build` (issue 13) and returns the image to boot; present only on
+   * backends that boot container images. The image is cached by a hash of what went into it.
+   */
+  buildImage?(req: ImageBuildRequest, onOutput: (text: string) => void): Promise<{ image: string; cached: boolean }>;
+  /**
    * At server start: takes up again what the previous server left running
    * (sheds outlive it). Returns one line per shed it could not, for the log.
    */
   reattach(credentials: readonly CredentialConfig[]): Promise<string[]>;
+}
+
+/** A Dockerfile build (devcontainer.json's build): paths relative to contextDir, a folder on the server's host. */
+export interface ImageBuildRequest {
+  contextDir: string;
+  dockerfile: string;
+  args: Record<string, string>;
+  target?: string;
 }

@@ -45,6 +45,10 @@ export interface HookRunRequest {
    * the run is over.
    */
   onPathProbe?(when: "before" | "after", output: string): void;
+  /** Run this fixed script of Shed's with one argument instead of `script` (then only a label): devcontainer.json's stages. */
+  inline?: { script: string; arg: string };
+  /** Run as this guest user instead of shed (devcontainer.json's remoteUser). */
+  user?: string;
 }
 
 /** What a run that found the state file says (the seed: "state file marks completion"). */
@@ -76,9 +80,12 @@ export async function runHook(guest: GuestExec, req: HookRunRequest): Promise<Ho
       req.skipIfDone ? "1" : "",
       req.onPathProbe ? PATH_PROBE : "",
       ...PATH_PROBE_ARGS,
+      req.inline?.script ?? "",
+      req.inline?.arg ?? "",
     ],
     cwd: "/workspace",
     env: req.env,
+    ...(req.user ? { user: req.user } : {}),
   });
   const tail = new TailBuffer(8000);
   const onBytes = (b: Buffer) => {

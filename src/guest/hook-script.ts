@@ -36,6 +36,9 @@
  *   exited 0; each output goes to stderr base64-encoded on one line,
  *   `__SHED_PATH_BEFORE__ <b64>` and `__SHED_PATH_AFTER__ <b64>`. PATH
  *   capture then costs no exec of its own.
+ * - $13, when not empty, is a fixed script of Shed's run instead of a file of
+ *   the workspace (`bash --login -c $13 $2 $14`): devcontainer.json's stages
+ *   (guest/devcontainer-stage.ts), whose commands are $14.
  * - The last line on stderr is `__SHED_HOOK__ <exit code> <milliseconds>`.
  */
 export const HOOK_RESULT_MARK = "__SHED_HOOK__";
@@ -60,7 +63,7 @@ clock() {
 export const HOOK_SCRIPT = String.raw`set -u
 hook=$1 script=$2 limit=$3 log=$4 state=$5 follower=$6 max=$7 rotate=$8
 shift 8
-skipdone=$1 probe=$2 probe_mise=$3 probe_list=$4
+skipdone=$1 probe=$2 probe_mise=$3 probe_list=$4 inline=$5 inline_arg=$6
 if [ "$skipdone" = 1 ] && [ -n "$state" ] && [ -e "$state" ]; then echo "${HOOK_DONE_MARK}" >&2; exit 0; fi
 path_probe() {
   [ -n "$probe" ] || return 0
@@ -77,6 +80,10 @@ printf '%s\n' "$max" >"$dir/.shed-log-max-size"
 # waits a little longer than a running one takes to see that no process holds a log any more and exit,
 # so a run that starts just as the old rotator leaves is still watched.
 setsid -f flock -w 15 "$dir/.shed-log-rotate.lock" bash -c "$rotate" shed-log-rotate "$dir" </dev/null >/dev/null 2>&1
+if [ -n "$inline" ]; then
+  # A fixed runner of Shed's (devcontainer.json's stages), not a file of the repository's.
+  set -- bash --login -c "$inline" "$script" "$inline_arg"
+else
 target=$(realpath -e -- "/workspace/$script" 2>/dev/null) || {
   echo "shed: $hook hook: $script does not exist in /workspace" >&2; exit 71; }
 case $target in
@@ -86,6 +93,7 @@ esac
 [ -f "$target" ] || { echo "shed: $hook hook: $script is not a file" >&2; exit 71; }
 [ -x "$target" ] || chmod +x -- "$target" 2>/dev/null || sudo -n chmod +x -- "$target" 2>/dev/null
 if [ -x "$target" ]; then set -- bash --login -c 'exec "$0"' "$target"; else set -- bash --login "$target"; fi
+fi
 path_probe ${PATH_MARK.before}
 clock
 start=$REPLY

@@ -7,6 +7,7 @@ import { repoRemote } from "../core/repo-url.js";
 import type { RepoSource } from "../guest/clone.js";
 import type { CreateShedRequest } from "../protocol/api-types.js";
 import type { CreateContext } from "./create-steps.js";
+import { devcontainerForCreate } from "./devcontainer-create.js";
 import { checkLocalDir } from "./local-dir-policy.js";
 import type { ProvisionState } from "./provision-steps.js";
 import type { ServiceDeps } from "./shed-service.js";
@@ -83,6 +84,10 @@ export async function prepareCreate(
     ...(req.repo ? { repoDisplay: redactUrl(req.repo) } : {}),
     ...(req.repo_bundle ? { repoDisplay: req.repo_label ?? "local repository" } : {}),
   };
+  // devcontainer.json (issue 13) can set the image and the container's env: read before anything is made.
+  const devcontainer = req.devcontainer
+    ? devcontainerForCreate(req.devcontainer, backend, spec, req.image !== undefined)
+    : undefined;
   // What this backend cannot do (a --local-dir where it has none, an image it does not have) is refused now.
   await backend.checkCreate(spec);
   return {
@@ -91,5 +96,6 @@ export async function prepareCreate(
     repo,
     missingCredentials: missing,
     prov: provisionState(backend, name, req.no_provision === true),
+    ...(devcontainer ? { devcontainer } : {}),
   };
 }

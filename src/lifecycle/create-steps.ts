@@ -2,6 +2,7 @@ import type { Backend, CreatedHandle, CreateSpec, StorageResult } from "../backe
 import type { CredentialConfig } from "../config/server-config.js";
 import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
+import { DEVCONTAINER_STEP, type DevcontainerAtCreate } from "./devcontainer-create.js";
 import {
   INSTALL_STEP,
   PATH_CAPTURE_STEP,
@@ -20,6 +21,8 @@ export interface CreateContext {
   storage?: StorageResult;
   /** The container or VM this create made (set once it exists), so the undo removes exactly it. */
   created?: CreatedHandle;
+  /** devcontainer.json from the request (issue 13). */
+  devcontainer?: DevcontainerAtCreate;
 }
 
 /** The seed's Create Sequence, steps 1-8 (step 9, auto-sync, runs in the CLI). */
@@ -45,6 +48,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
       if (ctx.storage?.created) await ctx.backend.removeStorage(ctx.spec.name);
     },
   },
+  DEVCONTAINER_STEP,
   {
     id: "start",
     title: "Container/VM start",

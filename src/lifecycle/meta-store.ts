@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import type { DevcontainerPlan } from "../config/devcontainer/map.js";
 import { HOOK_NAMES, type HookName } from "../config/provision-file.js";
 import { writeFileAtomic } from "../core/atomic-file.js";
 import type { BackendName } from "../core/types.js";
@@ -21,7 +22,11 @@ export interface ShedMeta {
     path_added: string[];
     path_image: string[];
     path_baseline?: string[];
+    /** Where the hooks came from when it is not .shed/provision.yaml: devcontainer.json's path. */
+    source?: string;
   };
+  /** devcontainer.json as read at create (issue 13): used when the workspace has no provision.yaml. */
+  devcontainer?: DevcontainerPlan;
   hooks: Record<HookName, HookRun>;
   /** The operation running on the shed and its current step, written before each step (cleared when it ends). */
   operation?: OperationRecord;
@@ -91,6 +96,7 @@ export class MetaStore {
       if (parsed.provision) meta.provision = { ...meta.provision, ...parsed.provision };
       if (parsed.hooks) meta.hooks = { ...meta.hooks, ...parsed.hooks };
       if (parsed.operation) meta.operation = parsed.operation;
+      if (parsed.devcontainer) meta.devcontainer = parsed.devcontainer;
       if (parsed.interrupted) meta.interrupted = parsed.interrupted;
     } catch {
       // No record yet (or unreadable): defaults.

@@ -6,6 +6,7 @@ import {
   parseProvision,
   provisionTooLarge,
 } from "../config/provision-file.js";
+import { describeStageFailure, STAGE_RUNNER } from "../guest/devcontainer-stage.js";
 import type { GuestExec } from "../guest/exec.js";
 import { ALREADY_DONE, type HookRun, type HookRunRequest, runHook } from "../guest/hook-runner.js";
 import { INSTALL_STATE_FILE } from "../guest/install-state.js";
@@ -17,6 +18,7 @@ import {
   snapshotPath,
 } from "../guest/path-capture.js";
 import { readWorkspaceProvision } from "../guest/provision-reader.js";
+import { useDevcontainer } from "./devcontainer-provision.js";
 import type { MetaStore } from "./meta-store.js";
 import type { Step, StepIO, StepRun } from "./steps.js";
 
@@ -41,6 +43,10 @@ export interface ProvisionState {
   installSucceeded?: boolean;
   /** The PATH probe the install's run took after the hook succeeded (or why it could not). */
   pathAfter?: PathSnapshot | Error;
+  /** devcontainer.json's stages (guest/devcontainer-stage.ts encoding), run instead of provision.yaml's scripts. */
+  stages?: Partial<Record<HookName, string>>;
+  /** devcontainer.json's remoteUser, when the image has it: hooks run as that user. */
+  hookUser?: string;
 }
 
 type P = { prov: ProvisionState };
@@ -59,7 +65,12 @@ export const READ_PROVISION_STEP: Step<P> = {
       ? { text: undefined, installDone: false, tooLarge: false }
       : await readWorkspaceProvision(prov.guest);
     prov.installDone = installDone;
+    prov.stages = undefined;
+    prov.hookUser = undefined;
     if (text === undefined && !tooLarge) {
+      // No provision.yaml: the devcontainer.json read at create, if there was one (provision.yaml wins).
+      const dc = await useDevcontainer(prov, io, recordFile);
+      if (dc) return dc;
       prov.config = undefined;
       recordFile(prov, false, [], {});
       return { outcome: "skipped", reason: `no ${PROVISION_PATH} in the workspace` };
@@ -178,10 +189,16 @@ export const HOOK_STEPS: Record<HookName, Step<P>> = {
 };
 
 /** What the provision file says, in the record: written only when it changed (each write is fsynced). */
-function recordFile(prov: ProvisionState, found: boolean, warnings: string[], env: Record<string, string>): void {
-  const now = { found, warnings, env };
+export function recordFile(
+  prov: ProvisionState,
+  found: boolean,
+  warnings: string[],
+  env: Record<string, string>,
+  source?: string,
+): void {
+  const now = { found, warnings, env, source };
   const { provision } = prov.meta.read(prov.name);
-  const was = { found: provision.found, warnings: provision.warnings, env: provision.env };
+  const was = { found: provision.found, warnings: provision.warnings, env: provision.env, source: provision.source };
   if (JSON.stringify(was) === JSON.stringify(now)) return;
   prov.meta.update(prov.name, (m) => {
     m.provision = { ...m.provision, ...now };
@@ -217,6 +234,7 @@ type RunOptions = Pick<HookRunRequest, "stateFile" | "skipIfDone" | "onPathProbe
 async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, opts: RunOptions = {}): Promise<HookRun> {
   const { limitMs, ...rest } = opts;
   const script = prov.config?.hooks[hook] ?? "";
+  const stage = prov.stages?.[hook];
   const timeoutMs = limitMs ?? prov.config?.timeoutMs ?? 30 * 60_000;
   let previous: HookRun | undefined;
   prov.meta.update(prov.name, (m) => {
@@ -232,7 +250,12 @@ async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, opt
     signal: io.signal,
     ...rest,
     ...(prov.hookLogMaxBytes ? { logMaxBytes: prov.hookLogMaxBytes } : {}),
+    ...(stage ? { inline: { script: STAGE_RUNNER, arg: stage } } : {}),
+    ...(prov.hookUser ? { user: prov.hookUser } : {}),
   });
+  // A devcontainer.json stage says which property failed ("devcontainer.json: postCreateCommand failed with exit code 2").
+  const failed = stage && run.state === "failed" ? describeStageFailure(run.tail) : undefined;
+  if (failed) run.message = failed;
   prov.meta.update(prov.name, (m) => {
     m.hooks[hook] = run.state === "skipped" && previous ? previous : run;
   });
@@ -240,7 +263,9 @@ async function runRecorded(prov: ProvisionState, hook: HookName, io: StepIO, opt
     const what =
       run.state === "timed_out"
         ? `${hook} hook (${script}) ${run.message}`
-        : `${hook} hook (${script}) failed: ${run.message ?? `exit ${run.exit_code}`}`;
+        : failed
+          ? `${hook} stage: ${failed}`
+          : `${hook} hook (${script}) failed: ${run.message ?? `exit ${run.exit_code}`}`;
     const last = run.tail?.length ? `\n      last output:\n        ${run.tail.slice(-5).join("\n        ")}` : "";
     io.warn(
       `${what}; log: ${run.log}${last}`,

@@ -11,6 +11,7 @@ import type {
   CheckedLocalDir,
   CreatedHandle,
   CreateSpec,
+  ImageBuildRequest,
   Ownership,
   RemoveOptions,
   StorageResult,
@@ -19,6 +20,7 @@ import { CAPABILITIES } from "../capabilities.js";
 import { planCredentials, refreshCredentials, setUpCredentials, stagingPath } from "./credentials.js";
 import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
 import { DockerGuestExec } from "./docker-exec.js";
+import { buildDevcontainerImage } from "./image-build.js";
 import { verifyLocalDirMount } from "./local-dir-mount.js";
 import { containerName, LABEL, volumeName } from "./naming.js";
 import { notOwnedError, type Owner, ownerOf } from "./ownership.js";
@@ -56,6 +58,10 @@ export class DockerBackend implements Backend {
     } catch (err) {
       throw backendError("docker", err);
     }
+  }
+
+  buildImage(req: ImageBuildRequest, onOutput: (text: string) => void): Promise<{ image: string; cached: boolean }> {
+    return buildDevcontainerImage(this.docker, req, onOutput);
   }
 
   async reattach(): Promise<string[]> {

@@ -8,6 +8,7 @@ import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
 import type { CreateShedRequest } from "../../protocol/api-types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
 import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
+import { devcontainerRequest } from "../devcontainer-request.js";
 import { repoCredentialsFromEnv } from "../repo-token.js";
 import { sizeRequest } from "../size-flags.js";
 import { autoSync, prepareAutoSync } from "../sync/auto.js";
@@ -33,6 +34,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       "after create, sync this profile of sync.yaml (default: the profile named default)",
     )
     .option("--timeout <duration>", "give up on create after this long (e.g. 10m)")
+    .option("--devcontainer <name>", "which devcontainer.json of the checkout to use, when it has several")
     .option("--cpus <n>", "CPUs (default: the server's vm_cpus for a VM; no limit on Docker)")
     .option("--memory <mb>", "memory in MiB (default: the server's vm_memory for a VM; no limit on Docker)")
     .option(
@@ -63,6 +65,11 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       const syncPlan = opts.sync === false ? undefined : prepareAutoSync(ctx, opts.syncProfile);
       // A local checkout is checked before a server is even asked: a wrong path makes nothing.
       const localRepo = opts.repo && isLocalRepo(opts.repo) ? inspectLocalRepo(opts.repo) : undefined;
+      const devcontainer = devcontainerRequest(
+        localRepo?.top ?? (opts.localDir ? resolve(opts.localDir) : undefined),
+        opts.devcontainer,
+        (n) => process.stderr.write(`note: ${n}\n`),
+      );
       const server = await ctx.server();
       const req: CreateShedRequest = { name, ...size };
       if (opts.backend) req.backend = opts.backend as BackendName;
@@ -70,6 +77,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       if (opts.localDir) req.local_dir = resolve(opts.localDir);
       if (opts.provision === false) req.no_provision = true;
       if (opts.timeout) req.timeout = opts.timeout;
+      if (devcontainer) req.devcontainer = devcontainer;
       if (opts.repo) {
         if (localRepo) {
           const up = await uploadLocalRepo(server.api, localRepo);

@@ -1,0 +1,172 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, posix } from "node:path";
+import type { Backend, CreateSpec } from "../backends/backend.js";
+import { type DevcontainerPlan, type MapWarning, mapDevcontainer } from "../config/devcontainer/map.js";
+import { parseDevcontainer } from "../config/devcontainer/parse.js";
+import { formatProblem } from "../config/yaml-source.js";
+import { ShedError } from "../core/errors.js";
+import type { CreateShedRequest } from "../protocol/api-types.js";
+import type { CreateContext } from "./create-steps.js";
+import type { Step } from "./steps.js";
+
+export interface DevcontainerAtCreate {
+  plan: DevcontainerPlan;
+  warnings: MapWarning[];
+  /** The backend builds build.dockerfile before the container starts. */
+  build: boolean;
+}
+
+/**
+ * devcontainer.json as the create request carries it (the CLI read it from the
+ * local checkout), read before anything is made: image and containerEnv shape
+ * the container itself. A syntax or type error refuses only its property (a
+ * warning); dockerComposeFile refuses the create (mapDevcontainer throws).
+ */
+export function devcontainerForCreate(
+  req: NonNullable<CreateShedRequest["devcontainer"]>,
+  backend: Backend,
+  spec: CreateSpec,
+  imageGiven: boolean,
+): DevcontainerAtCreate {
+  const { config, problems } = parseDevcontainer(req.text, req.path);
+  const { plan, warnings } = mapDevcontainer(config, req.path, {
+    localEnv: req.local_env ?? {},
+    localWorkspaceFolderBasename: req.workspace_basename ?? "",
+  });
+  const all: MapWarning[] = [
+    ...problems.map((p) => ({
+      message: `${formatProblem(p)}`,
+      hint: `fix ${req.path}; the rest of the file still applies`,
+    })),
+    ...warnings,
+  ];
+  const runsImages = backend.buildImage !== undefined;
+  if (!runsImages && (plan.image || plan.build)) {
+    all.push({
+      message: `${req.path}: image and build are ignored on the ${backend.name} backend (a VM boots Shed's own image)`,
+      hint: "use the docker backend for the dev container's image",
+    });
+  } else if (imageGiven && (plan.image || plan.build)) {
+    all.push({
+      message: `${req.path}: image/build ignored: --image was given`,
+      hint: "leave out --image to use the file's",
+    });
+  } else if (plan.image && !plan.build) {
+    spec.image = plan.image;
+  }
+  const build = runsImages && !imageGiven && plan.build !== undefined;
+  if (Object.keys(plan.containerEnv).length) spec.env = { ...spec.env, ...plan.containerEnv };
+  const user = plan.remoteUser ?? plan.containerUser;
+  if (user && user !== "shed") {
+    all.push({
+      message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: Shed runs hooks, exec, console and SSH as user shed`,
+      hint: "the commands run as shed, which has passwordless sudo",
+    });
+  }
+  plan.warnings = all.map((w) => w.message);
+  return { plan, warnings: all, build };
+}
+
+/**
+ * Create step between storage and container start: says what devcontainer.json
+ * asked that Shed does not do, builds its Dockerfile (the container starts from
+ * that image) and keeps the plan in the shed's record for the hooks.
+ */
+export const DEVCONTAINER_STEP: Step<CreateContext> = {
+  id: "devcontainer",
+  title: "devcontainer.json",
+  fatal: true,
+  async run(ctx, io) {
+    const dc = ctx.devcontainer;
+    if (!dc) return { outcome: "skipped", reason: "no devcontainer.json in the request" };
+    for (const w of dc.warnings) io.warn(w.message, w.hint);
+    let built = "";
+    const { build } = dc.plan;
+    if (dc.build && build && ctx.backend.buildImage) {
+      const dockerfile = posix.relative(build.context, build.dockerfile);
+      if (dockerfile.startsWith("../")) {
+        throw new ShedError(
+          "INVALID_CONFIG",
+          `${dc.plan.file}: build: the Dockerfile ${build.dockerfile} is outside the context ${build.context}`,
+          {
+            hint: "keep the Dockerfile inside build.context",
+          },
+        );
+      }
+      const checkout = await hostCheckout(ctx, io.signal);
+      try {
+        const result = await ctx.backend.buildImage(
+          {
+            contextDir: join(checkout.dir, build.context),
+            dockerfile,
+            args: build.args,
+            ...(build.target ? { target: build.target } : {}),
+          },
+          (text) => io.output("stdout", text),
+        );
+        ctx.spec.image = result.image;
+        built = `; image ${result.image} ${result.cached ? "(cached: same Dockerfile and context)" : "built"}`;
+      } finally {
+        checkout.cleanup();
+      }
+    }
+    ctx.prov.meta.update(ctx.spec.name, (m) => {
+      m.devcontainer = dc.plan;
+    });
+    const stages = [...dc.plan.install, ...dc.plan.startup, ...dc.plan.attach].map((c) => c.property);
+    return {
+      outcome: "done",
+      message: `${dc.plan.file}: ${stages.length ? stages.join(", ") : "no lifecycle commands"}${built}`,
+    };
+  },
+};
+
+/**
+ * The repository's files on the server's host, for a build's context: the
+ * --local-dir itself, or the uploaded bundle cloned into a temporary folder.
+ */
+async function hostCheckout(ctx: CreateContext, signal: AbortSignal): Promise<{ dir: string; cleanup(): void }> {
+  if (ctx.spec.localDir) return { dir: ctx.spec.localDir.path, cleanup: () => undefined };
+  if (ctx.repo?.kind !== "bundle") {
+    throw new ShedError("NOT_SUPPORTED", "devcontainer.json build needs the repository's files on the server", {
+      hint: "create from a local checkout (--repo PATH) or --local-dir",
+    });
+  }
+  const dir = mkdtempSync(join(tmpdir(), "shed-devcontainer-"));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    await run(["git", "clone", "--quiet", "--", ctx.repo.file, join(dir, "repo")], signal);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  return { dir: join(dir, "repo"), cleanup };
+}
+
+function run(argv: string[], signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = argv as [string, ...string[]];
+    const child = spawn(cmd, args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      signal,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
+    });
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => {
+      err = (err + b.toString()).slice(-2000);
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(
+            new ShedError(
+              "BACKEND_ERROR",
+              `could not read the repository for the build: ${err.trim() || `git exit ${code}`}`,
+            ),
+          ),
+    );
+  });
+}
