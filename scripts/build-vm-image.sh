@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: build-vm-image.sh [--arch x86_64|arm64] [--force]
+# Usage: build-vm-image.sh [--arch x86_64|arm64] [--force] [--name NAME --base IMAGE] [--stream]
 #        build-vm-image.sh [--arch ...] --list [DATA_DIR...] | --prune DATA_DIR...
 #
 # Builds a VM image into ${SHED_VM_IMAGES:-/var/lib/shed/vm-images}/builds/shed-vm-<arch>-<build>/
@@ -37,6 +37,12 @@
 # the agent's, kept in manifest.json. An agent change redoes only the fast part; a
 # second run with nothing changed is a no-op, and a recipe built before is switched back to.
 # SHED_VM_AGENT_DIR builds with another agent directory than dist/agent.
+#
+# --name NAME --base IMAGE: a named image (`shed image build`, src/server/images/): the same recipe
+# layered on the Docker image IMAGE (built from the user's Dockerfile) instead of shed-base, into
+# builds/NAME-<arch>-<build>/ with the symlink NAME-<arch>, the VM layer tagged NAME:vm-<arch>. The
+# base's image id is part of its recipe (a user's image inherits shed-base's recipe label).
+# --stream prints the VM layer's docker build output as it comes instead of keeping it in a log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,12 +56,18 @@ usage="build-vm-image.sh [--arch x86_64|arm64] [--force] | [--arch ...] --list [
 arch=x86_64
 force=0
 mode=build
+image_name=
+base_image=
+stream=0
 data_dirs=()
 while [ $# -gt 0 ]; do
   case $1 in
     --arch) [ $# -ge 2 ] || die "--arch needs a value (x86_64 or arm64)"; arch=$2; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
     --force) force=1; shift ;;
+    --name) [ $# -ge 2 ] || die "--name needs a value"; image_name=$2; shift 2 ;;
+    --base) [ $# -ge 2 ] || die "--base needs a value (a Docker image)"; base_image=$2; shift 2 ;;
+    --stream) stream=1; shift ;;
     --list) mode=list; shift ;;
     --prune) mode=prune; shift ;;
     -h | --help) sed -n '2,3p' "$0" | sed 's/^# //'; exit 0 ;;
@@ -67,6 +79,13 @@ while [ $# -gt 0 ]; do
       ;;
   esac
 done
+if [ -n "$image_name" ]; then
+  [[ $image_name =~ ^[a-z0-9]+([._-][a-z0-9]+)*$ ]] ||
+    die "--name '$image_name': an image name uses a-z, 0-9 and single . _ - between them"
+  [ "$image_name" != shed-vm ] || die "--name shed-vm is the default image's name; build it without --name"
+  [ -n "$base_image" ] || die "--name needs --base IMAGE (the Docker image to turn into a VM image)"
+  [ "$mode" = build ] || die "--list and --prune work on the default image only (shed image list|prune for named ones)"
+fi
 [ "$mode" != prune ] || [ ${#data_dirs[@]} -gt 0 ] ||
   die "--prune needs the data_dir of every shed-server using these images (a build a shed still uses must not go): --prune DATA_DIR..."
 
@@ -80,25 +99,27 @@ esac
 # Node for the guest: the project's major (20), pinned so the recipe hash is stable.
 node_version=${SHED_VM_NODE_VERSION:-20.20.2}
 # The base must be shed-base for the same architecture (an arm64 one for --arch arm64).
-base=${SHED_VM_BASE:-shed-base:latest}
+base=${base_image:-${SHED_VM_BASE:-shed-base:latest}}
 agent_dir=${SHED_VM_AGENT_DIR:-dist/agent}
 out_root=${SHED_VM_IMAGES:-/var/lib/shed/vm-images}
 # Free space in the root filesystem beyond its content: the shed's workspace lives there.
 free_mib=${SHED_VM_FREE_MIB:-4096}
-out=$out_root/shed-vm-$arch
+prefix=${image_name:-shed-vm}
+out=$out_root/$prefix-$arch
 tag=shed-vm-rootfs:$arch
+[ -z "$image_name" ] || tag=$image_name:vm-$arch
 
 builds=$out_root/builds
 
 mkdir -p "$builds"
-exec 9>"$out_root/.shed-vm-$arch.lock"
+exec 9>"$out_root/.$prefix-$arch.lock"
 flock 9 # two runs for one arch at once would race on the renames below (and prune on a new build)
 
 # Points shed-vm-<arch> at a build by renaming a new symlink over it: a reader sees the old build
 # or the new one, never neither. Relative, so the images directory can move as a whole.
 point_at() {
-  ln -sfn "builds/$1" "$out_root/.shed-vm-$arch.new"
-  mv -T "$out_root/.shed-vm-$arch.new" "$out"
+  ln -sfn "builds/$1" "$out_root/.$prefix-$arch.new"
+  mv -T "$out_root/.$prefix-$arch.new" "$out"
 }
 manifest_field() { sed -n "s/^ *\"$2\": \"\([^\"]*\)\".*/\1/p" "$1" | head -n 1; }
 
@@ -108,7 +129,7 @@ if [ -d "$out" ] && [ ! -L "$out" ]; then
     die "$out is a directory, but $out.legacy says an earlier one was migrated already; move $out aside by hand"
   old_id=$(manifest_field "$out/manifest.json" recipe 2>/dev/null || true)
   [ -n "$old_id" ] || old_id=legacy-$(date +%s)
-  old_name=shed-vm-$arch-$old_id
+  old_name=$prefix-$arch-$old_id
   [ ! -e "$builds/$old_name" ] || old_name=$old_name-legacy-$(date +%s)
   # The record first: existing overlays name $out/rootfs.ext4, and once the symlink moves on only
   # this file says which build that path meant when they were made.
@@ -133,6 +154,7 @@ base_arch=$(docker image inspect --format '{{.Architecture}}' "$base" 2>/dev/nul
 [ "$base_arch" = "$deb_arch" ] ||
   die "base image $base is $base_arch, not $deb_arch: set SHED_VM_BASE to a shed-base built for $arch"
 base_recipe=$(docker image inspect --format '{{ index .Config.Labels "dev.shed.recipe" }}' "$base")
+[ -z "$image_name" ] || base_recipe="$base_recipe id=$(docker image inspect --format '{{.Id}}' "$base")"
 
 # Hash of files by content and path, independent of where the repository is.
 tree_hash() { (cd "$1" && find . -type f -printf '%P %m\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1; }
@@ -153,7 +175,7 @@ if [ "$force" = 0 ]; then
     exit 0
   fi
   # A recipe built before (an agent change undone): point back at that build.
-  for m in "$builds/shed-vm-$arch-"*/manifest.json; do
+  for m in "$builds/$prefix-$arch-"*/manifest.json; do
     [ -f "$m" ] && [ "$(manifest_field "$m" recipe)" = "$recipe" ] || continue
     name=$(basename "$(dirname "$m")")
     point_at "$name"
@@ -184,11 +206,18 @@ else
   mv "$work/npm/package/bin/node" "$work/ctx/node/bin/node"
   mv "$work/npm/package/LICENSE" "$work/ctx/node/LICENSE"
   say "building $tag from $base (apt: $kernel_pkg, initramfs-tools, busybox, socat, iproute2; a few minutes)"
-  docker build --platform "linux/$deb_arch" --build-arg "BASE=$base" --build-arg "KERNEL_PACKAGE=$kernel_pkg" \
-    --label "dev.shed.vm-recipe=$rootfs_recipe" -t "$tag" "$work/ctx" >"$work/docker-build.log" 2>&1 || {
-    tail -n 40 "$work/docker-build.log" >&2
-    die "docker build of $tag failed; the log's end is above"
+  build_vm_layer() {
+    docker build --platform "linux/$deb_arch" --build-arg "BASE=$base" --build-arg "KERNEL_PACKAGE=$kernel_pkg" \
+      --label "dev.shed.vm-recipe=$rootfs_recipe" -t "$tag" "$work/ctx"
   }
+  if [ "$stream" = 1 ]; then
+    build_vm_layer 2>&1 || die "docker build of $tag failed; its output is above"
+  else
+    build_vm_layer >"$work/docker-build.log" 2>&1 || {
+      tail -n 40 "$work/docker-build.log" >&2
+      die "docker build of $tag failed; the log's end is above"
+    }
+  fi
   rm -rf "$work/ctx" "$work/npm"
 fi
 
@@ -205,7 +234,7 @@ build=$({
   echo "$recipe $image_id"
   [ "$force" = 0 ] || date +%s.%N
 } | sha256sum | cut -c1-16)
-name=shed-vm-$arch-$build
+name=$prefix-$arch-$build
 [ ! -e "$builds/$name" ] || die "$builds/$name exists but its manifest does not say recipe $recipe; move it aside"
 cid=$(docker create "$image_id")
 # --numeric-owner: the image's uids, not this host's users of the same names.
@@ -256,6 +285,8 @@ cat >"$stage/manifest.json" <<JSON
 {
   "arch": "$arch",
   "build": "$build",
+  "name": "$prefix",
+  "base": "$base",
   "recipe": "$recipe",
   "rootfs_recipe": "$rootfs_recipe",
   "image_id": "$image_id",

@@ -1,11 +1,13 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { registerConnectCommands } from "./commands/connect.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
+import { registerImageCommands } from "./commands/image.js";
 import { registerInfoCommands } from "./commands/info.js";
 import { registerProvisionCommands } from "./commands/provision.js";
 import { registerServerCommands } from "./commands/server.js";
 import { registerShedCommands } from "./commands/sheds.js";
 import { registerSyncCommands } from "./commands/sync.js";
+import { registerTunnelCommands } from "./commands/tunnels.js";
 import { reportError } from "./report-error.js";
 import { versionOutput } from "./version-output.js";
 
@@ -23,7 +25,9 @@ registerInfoCommands(program);
 registerProvisionCommands(program);
 registerSyncCommands(program);
 registerConnectCommands(program);
+registerTunnelCommands(program);
 registerDoctorCommand(program);
+registerImageCommands(program);
 program
   .command("version")
   .description("print the CLI version")

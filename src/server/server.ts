@@ -24,6 +24,7 @@ import { AuthorizedKeys } from "./authorized-keys.js";
 import { BundleStore } from "./bundles.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { loadOrCreateHostKey } from "./host-key.js";
+import { ImageService } from "./images/image-service.js";
 import { loadOrCreateServerId } from "./server-id.js";
 import { createSshServer } from "./ssh/ssh-server.js";
 import { type ApiTransport, apiTransport } from "./tls/api-transport.js";
@@ -101,7 +102,13 @@ async function startLocked(config: ServerConfig): Promise<RunningServer> {
     default_image: config.defaultImage,
   });
 
-  const api = createApi({ service, bundles, keys, info, token });
+  const images = new ImageService({
+    config,
+    docker: dockerEngine(config.dockerSocket),
+    sheds: () => service.list(),
+    upload: (id) => bundles.resolve(id),
+  });
+  const api = createApi({ service, bundles, keys, info, token, images });
   const listener = getRequestListener(api.fetch);
   const http =
     transport.kind === "tls"

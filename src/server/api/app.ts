@@ -13,6 +13,8 @@ import { requestGuard } from "../auth/request-guard.js";
 import { versionGuard } from "../auth/version-guard.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
 import type { BundleStore } from "../bundles.js";
+import type { ImageService } from "../images/image-service.js";
+import { registerImageRoutes } from "./image-routes.js";
 import { errorResponse, runOperation } from "./respond.js";
 
 export interface ApiDeps {
@@ -22,6 +24,8 @@ export interface ApiDeps {
   info: () => ServerInfo;
   /** The API token every request but GET /api/info must carry. */
   token: string;
+  /** `shed image`: absent, the server has no /api/images routes. */
+  images?: ImageService;
 }
 
 /** The HTTP JSON API. Handlers only parse input and call the service. */
@@ -112,6 +116,8 @@ export function createApi(deps: ApiDeps): Hono {
     );
     return c.json({ id }, 201);
   });
+
+  if (deps.images) registerImageRoutes(app, { images: deps.images, bundles: deps.bundles, parse: readJson });
 
   app.post("/api/keys", async (c) => {
     const req = registerKeyRequestSchema.safeParse(await readJson(c.req.raw));
