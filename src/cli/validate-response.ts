@@ -52,6 +52,8 @@ const shedShape: Shape = {
           env: { array: "string" },
           path_added: { array: "string" },
           hooks: { object: { install: hookShape, startup: hookShape, shutdown: hookShape } },
+          source: { optional: "string" },
+          forward_ports: { optional: { array: "string" } },
         },
       },
     },

@@ -72,6 +72,10 @@ export interface ProvisionStatus {
   env: string[];
   path_added: string[];
   hooks: Record<"install" | "startup" | "shutdown", HookStatus>;
+  /** Where the hooks come from when not .shed/provision.yaml: the devcontainer.json path (issue 13). */
+  source?: string;
+  /** devcontainer.json's forwardPorts (not forwarded by Shed: `shed show` prints the ssh command for each). */
+  forward_ports?: string[];
 }
 
 export const WORKSPACE = "/workspace" as const;

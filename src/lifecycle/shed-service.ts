@@ -359,6 +359,8 @@ export class ShedService {
         env: Object.keys(meta.provision.env),
         path_added: meta.provision.path_added,
         hooks: meta.hooks,
+        ...(meta.provision.source ? { source: meta.provision.source } : {}),
+        ...(meta.devcontainer?.forwardPorts.length ? { forward_ports: meta.devcontainer.forwardPorts } : {}),
       },
     };
   }

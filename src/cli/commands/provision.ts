@@ -91,7 +91,17 @@ export function describeProvision(shed: Shed): string {
   if (!p) return "provision: unknown (server without provisioning)";
   if (!p.file_found) return "provision: no .shed/provision.yaml in the workspace";
   // Fields from the server are one line each (safeLine): a line break in one must not forge another line.
-  const lines = [`provision: .shed/provision.yaml${p.env.length ? ` (env: ${safeLine(p.env.join(", "))})` : ""}`];
+  const lines = [
+    `provision: ${p.source ? `${safeLine(p.source)} (no .shed/provision.yaml)` : ".shed/provision.yaml"}${p.env.length ? ` (env: ${safeLine(p.env.join(", "))})` : ""}`,
+  ];
+  // devcontainer.json: which of its properties each stage runs.
+  if (p.source) {
+    for (const h of HOOK_NAMES) {
+      const script = p.hooks[h].script;
+      if (script?.startsWith(`${p.source}: `))
+        lines.push(`  ${h} stage: ${safeLine(script.slice(p.source.length + 2))}`);
+    }
+  }
   lines.push(
     table(
       ["  HOOK", "STATE", "EXIT", "TOOK", "STARTED", "LOG"],
