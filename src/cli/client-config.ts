@@ -7,6 +7,7 @@ import { loadYamlFile } from "../config/load-yaml-file.js";
 import { ShedError } from "../core/errors.js";
 import { FINGERPRINT_RE } from "../core/fingerprint-format.js";
 import { writeSshFiles } from "./ssh-files.js";
+import { MAPPING_FORMAT, parseMapping } from "./tunnels/mapping.js";
 import "./zod-messages.js";
 
 const serverEntrySchema = z.strictObject({
@@ -24,10 +25,21 @@ const serverEntrySchema = z.strictObject({
   forward_agent: z.optional(z.boolean()),
 });
 
+/** A `shed tunnels start -p NAME` profile: its mappings, each `PORT` or `"LOCAL:REMOTE"` (a bare number is a PORT). */
+const tunnelSpecSchema = z
+  .union([z.string(), z.int()])
+  .check(z.refine((s) => parseMapping(s) !== undefined, { message: `not a tunnel mapping: ${MAPPING_FORMAT}` }));
+
 export const clientConfigSchema = z
   .strictObject({
     default_server: z.optional(z.string()),
     servers: z._default(z.record(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)), serverEntrySchema), {}),
+    tunnels: z.optional(
+      z.record(
+        z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)),
+        z.array(tunnelSpecSchema).check(z.minLength(1)),
+      ),
+    ),
   })
   // Checked in the schema, so the problem is placed at file:line:col; own keys only ("constructor" is no server).
   .check(

@@ -175,6 +175,21 @@ export class ShedService {
   }
 
   /**
+   * The guest of a shed that runs now, never starting it: for SSH port forwards
+   * (tunnels), which must not bring back a shed someone stopped.
+   */
+  async runningGuest(name: string): Promise<GuestExec> {
+    validateShedName(name);
+    const { shed, backend } = await this.mustFind(name);
+    if (shed.status !== "running") {
+      throw new ShedError("SHED_ALREADY_STOPPED", `shed ${JSON.stringify(name)} is ${shed.status}`, {
+        hint: `port forwards do not start a shed: shed start ${name} (or shed console ${name})`,
+      });
+    }
+    return backend.guest(name);
+  }
+
+  /**
    * The environment of every process Shed starts in a shed (exec, SSH, hooks):
    * the server's env_file, the provision file's env, SHED_*, and a PATH with
    * the entries the install hook added in front of the image's own.

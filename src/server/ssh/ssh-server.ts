@@ -24,7 +24,7 @@ export interface SshServerDeps {
  * SSH into sheds: the user name is the shed name, public keys from
  * ssh_authorized_keys only. Shell, exec (with exit status), PTY and window
  * changes, env, signals, sftp, and direct-tcpip to the shed's loopback. A
- * stopped shed is started on connect.
+ * session on a stopped shed starts it; a port forward never does.
  */
 export interface SshServer {
   /** The TCP listener of the SSH port (it hands each connection to ssh2 under the limits). */
@@ -104,12 +104,12 @@ function onReady(client: Connection, name: string, service: ShedService): void {
       reject();
       return;
     }
-    void forward(service, name, info.destPort).then((proc) => {
-      if (!proc) {
-        reject();
+    void forward(service, name, info.destPort).then((res) => {
+      if ("refused" in res) {
+        rejectWithReason(client, reject, res.refused);
         return;
       }
-      pipeChannel(accept(), proc, false);
+      pipeChannel(accept(), res.proc, false);
     });
   });
 }
@@ -117,10 +117,24 @@ function onReady(client: Connection, name: string, service: ShedService): void {
 /**
  * Opens the guest side of a forward first and accepts the channel only once
  * it is connected, so a closed port is refused as sshd would ("connect failed").
+ * A stopped shed is not started: only a session (console, exec, ssh) starts
+ * one, so a background tunnel never brings back a shed its user stopped. The
+ * channel type is the client's to choose, but it only picks between these two
+ * for the shed it authenticated as, so this grants no one anything new.
  */
-async function forward(service: ShedService, name: string, port: number): Promise<ExecProcess | undefined> {
+async function forward(
+  service: ShedService,
+  name: string,
+  port: number,
+): Promise<{ proc: ExecProcess } | { refused: string }> {
+  let guest: GuestExec;
   try {
-    const { guest } = await service.ensureRunning(validateShedName(name), () => {});
+    guest = await service.runningGuest(validateShedName(name));
+  } catch (err) {
+    const e = toShedError(err);
+    return { refused: `shed-server: ${e.message}${e.hint ? `; ${e.hint}` : ""}` };
+  }
+  try {
     const proc = await guest.exec({ argv: forwardArgv(port), stdin: true });
     const connected = await new Promise<boolean>((resolve) => {
       proc.stderr.once("data", (chunk: Buffer) => resolve(chunk.toString().startsWith(FORWARD_CONNECTED)));
@@ -131,11 +145,34 @@ async function forward(service: ShedService, name: string, port: number): Promis
     });
     if (!connected) {
       proc.stdin?.end();
-      return undefined;
+      return { refused: "" };
     }
-    return proc;
+    return { proc };
   } catch {
-    return undefined;
+    return { refused: "" };
+  }
+}
+
+/**
+ * Refuses a channel open with a description, which OpenSSH prints ("open
+ * failed: connect failed: ..."). ssh2's reject() sends none, so its protocol
+ * writer is asked for one for this one synchronous call; a build of ssh2
+ * without it still refuses, without the text.
+ */
+function rejectWithReason(client: Connection, reject: () => void, reason: string): void {
+  const proto = (client as unknown as { _protocol?: { channelOpenFail?: (...a: unknown[]) => void } })._protocol;
+  const original = proto?.channelOpenFail;
+  if (!proto || typeof original !== "function" || !reason) {
+    reject();
+    return;
+  }
+  const own = Object.hasOwn(proto, "channelOpenFail");
+  proto.channelOpenFail = (recipient: unknown, code: unknown) => original.call(proto, recipient, code, reason);
+  try {
+    reject();
+  } finally {
+    if (own) proto.channelOpenFail = original;
+    else delete proto.channelOpenFail;
   }
 }
 
