@@ -1,4 +1,4 @@
-import { accessSync, constants, statfsSync, statSync } from "node:fs";
+import { accessSync, constants, type Stats, statfsSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname } from "node:path";
 import type { ServerConfig } from "../../config/server-config.js";
@@ -65,16 +65,16 @@ function tryListen(host: string, port: number): Promise<string | undefined> {
 export function dataDirCheck(config: ServerConfig): DoctorCheck {
   const check = "data_dir";
   const dir = config.dataDir;
-  const st = statSync(dir, { throwIfNoEntry: false });
+  const st = statOf(dir);
   if (!st) {
     const parent = nearestExisting(dir);
-    if (parent && statSync(parent).isDirectory() && writable(parent)) {
+    if (parent && statOf(parent)?.isDirectory() && writable(parent)) {
       return { check, status: "ok", detail: `${dir} does not exist yet; the server makes it (mode 700) at start` };
     }
     return {
       check,
       status: "fail",
-      detail: `${dir} does not exist and cannot be made: ${parent ?? "/"} is ${parent && statSync(parent).isDirectory() ? "not writable" : "not a directory"}`,
+      detail: `${dir} does not exist and cannot be made: ${parent ?? "/"} is ${parent && statOf(parent)?.isDirectory() ? "not writable" : "not a directory"}`,
       hint: `create it (mkdir -m 700 ${dir}) as the server's user, or set data_dir ${where(config)}`,
     };
   }
@@ -119,6 +119,15 @@ export function dataDirCheck(config: ServerConfig): DoctorCheck {
   return { check, status: "ok", detail: `${dir} is writable, mode ${mode}` };
 }
 
+/** The entry at `path`, or undefined when there is none (ENOENT, and ENOTDIR: a file stands in the path). */
+function statOf(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 function writable(dir: string): boolean {
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);
@@ -134,7 +143,7 @@ function nearestExisting(path: string): string | undefined {
     const up = dirname(p);
     if (up === p) return undefined;
     p = up;
-    if (statSync(p, { throwIfNoEntry: false })) return p;
+    if (statOf(p)) return p;
   }
 }
 
@@ -143,7 +152,7 @@ const GiB = 1024 ** 3;
 /** Free space where sheds' records, VM disks and bundles go (data_dir's filesystem). */
 export function diskCheck(config: ServerConfig): DoctorCheck {
   const check = "disk space";
-  const path = statSync(config.dataDir, { throwIfNoEntry: false }) ? config.dataDir : nearestExisting(config.dataDir);
+  const path = statOf(config.dataDir) ? config.dataDir : nearestExisting(config.dataDir);
   if (!path) return { check, status: "warn", detail: `cannot find a filesystem for ${config.dataDir}` };
   const fs = statfsSync(path);
   const free = fs.bavail * fs.bsize;
