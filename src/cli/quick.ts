@@ -20,6 +20,7 @@ import type { QuickCommand } from "./quick-argv.js";
 import { createOutput } from "./render.js";
 import { reportError } from "./report-error.js";
 import { printResult } from "./result.js";
+import { tunnelsRecordedFor } from "./tunnels/recorded.js";
 
 /** Not this path's job (the local server must be started): nothing was printed, the full CLI takes over. */
 class HandBack extends Error {}
@@ -30,6 +31,8 @@ export async function runQuick(cmd: QuickCommand): Promise<boolean> {
   if (cmd.command === "version") return false;
   try {
     const cfg = ClientConfig.load(ClientConfig.locate(cmd.config));
+    // A shed with tunnels: the full CLI stops them first (that code is not in this bundle).
+    if ((cmd.command === "stop" || cmd.command === "delete") && tunnelsRecordedFor(cfg.dir, cmd.name)) return false;
     const caller = {
       cfg,
       json: cmd.json,

@@ -7,11 +7,12 @@ import { validateShedName } from "../../core/names.js";
 import { BACKENDS, type BackendName, type Shed } from "../../core/types.js";
 import type { CreateShedRequest } from "../../protocol/api-types.js";
 import { CliContext, type GlobalOptions } from "../context.js";
-import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
 import { devcontainerRequest } from "../devcontainer-request.js";
+import { inspectLocalRepo, isLocalRepo, uploadLocalRepo } from "../repo-bundle.js";
 import { repoCredentialsFromEnv } from "../repo-token.js";
 import { sizeRequest } from "../size-flags.js";
 import { autoSync, prepareAutoSync } from "../sync/auto.js";
+import { stopShedTunnels } from "../tunnels/tunnel-ops.js";
 import { describeShed } from "./describe.js";
 import { deleteShed, operation, startOrStop } from "./lifecycle-ops.js";
 
@@ -108,7 +109,9 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
       .description(description)
       .action(async (name) => {
         validateShedName(name);
-        await startOrStop(new CliContext(program.opts()), verb, name);
+        const ctx = new CliContext(program.opts());
+        if (verb === "stop") await stopShedTunnels(ctx, { shed: name, server: ctx.cfg.pick(ctx.opts.server)?.name });
+        await startOrStop(ctx, verb, name);
       });
   }
 
@@ -125,6 +128,7 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
         const shed = await api.json<Shed>("GET", `/api/sheds/${name}`);
         await confirm(`Delete shed ${name}${opts.keepVolume || shed.local_dir ? "" : " and its workspace"}?`);
       }
+      await stopShedTunnels(ctx, { shed: name, server: ctx.cfg.pick(ctx.opts.server)?.name });
       await deleteShed(ctx, name, { keepVolume: opts.keepVolume === true }, api);
     });
 }

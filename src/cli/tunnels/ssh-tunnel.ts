@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ShedError } from "../../core/errors.js";
 import type { ClientConfig } from "../client-config.js";
 import { controlDir, hostAlias } from "../ssh-files.js";
 import { mappingSpec, type TunnelMapping } from "./mapping.js";
 import { pidAlive, pollUntil, portStatus, processCommand } from "./processes.js";
-import { tunnelsDir } from "./state.js";
+import { tunnelsDir } from "./recorded.js";
 
 /**
  * Tunnels are the real OpenSSH client (`ssh -N -L 127.0.0.1:L:localhost:R`)
@@ -33,7 +33,7 @@ export function controlPath(t: TunnelTarget): string {
   return join(controlDir(), `t-${tag}`);
 }
 
-export const logFile = (t: TunnelTarget): string => join(tunnelsDir(t.cfg), `${t.server}.${t.shed}.log`);
+export const logFile = (t: TunnelTarget): string => join(tunnelsDir(t.cfg.dir), `${t.server}.${t.shed}.log`);
 
 const forwardArg = (m: TunnelMapping): string => `127.0.0.1:${m.local}:localhost:${m.remote}`;
 
@@ -58,6 +58,9 @@ function sshArgs(t: TunnelTarget, mappings: TunnelMapping[], control: string | u
     "ServerAliveCountMax=3",
     "-o",
     "ForwardAgent=no",
+    // OpenSSH says why a forwarded connection was refused (e.g. the shed is stopped) only from INFO up.
+    "-o",
+    "LogLevel=INFO",
     ...mappings.flatMap((m) => ["-L", forwardArg(m)]),
     hostAlias(t.server),
   ];
@@ -103,6 +106,9 @@ function failed(t: TunnelTarget, mappings: TunnelMapping[], output: string): She
 export async function startBackground(t: TunnelTarget, mappings: TunnelMapping[]): Promise<number> {
   mkdirSync(controlDir(), { recursive: true, mode: 0o700 });
   const control = controlPath(t);
+  // The caller found no live master for this shed: a socket file here is a dead one's (ssh killed hard), and
+  // would both stop the new master from listening and pass for its readiness.
+  rmSync(control, { force: true });
   const log = logFile(t);
   const fd = openSync(log, "w", 0o600);
   let child: ChildProcess;

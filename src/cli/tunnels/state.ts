@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { ShedError } from "../../core/errors.js";
 import type { ClientConfig } from "../client-config.js";
 import { pidAlive } from "./processes.js";
+import { tunnelStateFile, tunnelsDir } from "./recorded.js";
 
 /** One forwarded port, held by one ssh process (a process carries all of a shed's background ports). */
 export interface TunnelEntry {
@@ -23,9 +24,8 @@ export interface TunnelState {
   tunnels: TunnelEntry[];
 }
 
-export const tunnelsDir = (cfg: ClientConfig): string => join(cfg.dir, "tunnels");
-const stateFile = (cfg: ClientConfig): string => join(tunnelsDir(cfg), "state.json");
-const lockFile = (cfg: ClientConfig): string => join(tunnelsDir(cfg), "state.lock");
+const stateFile = (cfg: ClientConfig): string => tunnelStateFile(cfg.dir);
+const lockFile = (cfg: ClientConfig): string => join(tunnelsDir(cfg.dir), "state.lock");
 
 /** The state as it is on disk (no lock: a reader sees the last complete write, thanks to the rename). */
 export function readTunnelState(cfg: ClientConfig): TunnelState {
@@ -63,7 +63,7 @@ const LOCK_WAIT_MS = 60_000;
  * loses the other's entries.
  */
 export async function withTunnelState<T>(cfg: ClientConfig, fn: (state: TunnelState) => Promise<T> | T): Promise<T> {
-  mkdirSync(tunnelsDir(cfg), { recursive: true, mode: 0o700 });
+  mkdirSync(tunnelsDir(cfg.dir), { recursive: true, mode: 0o700 });
   await takeLock(lockFile(cfg));
   try {
     const state = readTunnelState(cfg);
