@@ -4,7 +4,7 @@
  * are stood in for by the hidden --systemd-run-dir and --systemctl options, systemctl by a script
  * that records its argv. The unit itself is checked by systemd's own parser (systemd-analyze
  * verify). Restart and stop behaviour under a real systemd is documented in the README, not tested.
- * Budget: 30 s (measured about 6 s): a few runs of the packaged server, one served for a moment.
+ * Budget: 30 s (measured about 13 to 18 s): a few runs of the packaged server, one served for a moment.
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
