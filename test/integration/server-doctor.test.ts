@@ -4,7 +4,7 @@
  * the same data_dir (its ports are its own); red, each with a hint, for a port someone else holds,
  * an insecure or unusable data_dir, a missing default image, and firecracker without KVM. QEMU
  * without KVM is only a warning: it runs under TCG.
- * Budget: 40 s (measured about 19 s): a dozen doctor runs and one packaged server.
+ * Budget: 60 s (measured 19 s alone, 37 s beside other test runs): a dozen doctor runs and one packaged server.
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
