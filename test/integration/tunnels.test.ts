@@ -301,6 +301,17 @@ describe("shed tunnels", () => {
     expect(await shedStatus(sheds.c)).toBe("running");
   });
 
+  test("shed delete (the quick path's --force included) stops the shed's tunnels first", async () => {
+    const rows = (await listed()).filter((t) => t.shed === sheds.b);
+    expect(rows.length).toBeGreaterThan(0);
+    await cliOk(user, ["delete", sheds.b, "--force"]);
+    expect((await listed()).filter((t) => t.shed === sheds.b)).toEqual([]);
+    for (const r of rows) {
+      expect(pidAlive(r.pid)).toBe(false);
+      expect(await portFree(r.local)).toBe(true);
+    }
+  });
+
   test("profiles from the client config are merged with -t; config previews them", async () => {
     const cfg = readFileSync(user.configFile, "utf8");
     const { writeFileSync } = await import("node:fs");
