@@ -16,6 +16,8 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v tmux >/dev/null || need_apt+=(tmux)
 # The VM image's build unpacks the kernel with lz4 (Debian's x86 kernels; scripts/extract-vmlinux.sh).
 command -v lz4 >/dev/null || need_apt+=(lz4)
+# The service test checks shed-server's systemd unit with systemd's own parser (systemd-analyze verify).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
