@@ -111,11 +111,12 @@ describe("start, stop and delete (quick path)", () => {
 
   test("their errors are the full CLI's", async () => {
     const missing = uniqueName("quick-missing");
-    for (const [quick, full] of [
+    const pairs: [string[], string[]][] = [
       [["stop", missing], ["stop", "--", missing]],
       [["--json", "start", missing], ["--json", "start", "--", missing]],
       [["delete", "-f", missing], ["delete", "-f", "--", missing]],
-    ]) {
+    ];
+    for (const [quick, full] of pairs) {
       const q = await user.run(quick);
       const f = await user.run(full);
       expect(q.code, show(q)).toBe(1);
