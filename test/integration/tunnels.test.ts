@@ -28,12 +28,12 @@ const foreground: ChildProcess[] = [];
 /** An HTTP server on the shed's 127.0.0.1:port answering `body`; resolves once the kernel lists it listening. */
 async function serveInShed(shed: string, port: number, body: string): Promise<void> {
   const script = [
-    'nohup bash -c \'while :; do printf "HTTP/1.0 200 OK\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s" "${#2}" "$2" | nc -l -q 1 127.0.0.1 "$1"; done\' web "$1" "$2" >/dev/null 2>&1 &',
+    'nohup bash -c \'while :; do printf "HTTP/1.0 200 OK\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s" "$3" "$2" | nc -l -q 1 127.0.0.1 "$1"; done\' web "$1" "$2" "$3" >/dev/null 2>&1 &',
     'hex=$(printf %04X "$1")',
     'for i in $(seq 200); do grep -q " 0100007F:$hex 00000000:0000 0A " /proc/net/tcp && exit 0; sleep 0.05; done',
     "exit 1",
   ].join("\n");
-  const res = await dockerExec(shed, ["bash", "-c", script, "serve", String(port), body]);
+  const res = await dockerExec(shed, ["bash", "-c", script, "serve", String(port), body, String(Buffer.byteLength(body))]);
   expect(res.code, res.stderr).toBe(0);
 }
 
@@ -152,6 +152,8 @@ describe("shed tunnels", () => {
 
     child.kill("SIGINT");
     expect(await exited, out).toBe(0);
+    // Only what the CLI says: OpenSSH at INFO adds nothing on a forward that works.
+    expect(out).toBe(`127.0.0.1:${port} -> ${sheds.a}:${WEB_PORT}\nforwarding until Ctrl-C\n`);
     expect((await listed()).filter((t) => t.shed === sheds.a)).toEqual([]);
     expect(await portFree(port)).toBe(true);
   });
