@@ -33,7 +33,15 @@ async function serveInShed(shed: string, port: number, body: string): Promise<vo
     'for i in $(seq 200); do grep -q " 0100007F:$hex 00000000:0000 0A " /proc/net/tcp && exit 0; sleep 0.05; done',
     "exit 1",
   ].join("\n");
-  const res = await dockerExec(shed, ["bash", "-c", script, "serve", String(port), body, String(Buffer.byteLength(body))]);
+  const res = await dockerExec(shed, [
+    "bash",
+    "-c",
+    script,
+    "serve",
+    String(port),
+    body,
+    String(Buffer.byteLength(body)),
+  ]);
   expect(res.code, res.stderr).toBe(0);
 }
 
@@ -258,6 +266,30 @@ describe("shed tunnels", () => {
     await cliOk(user, ["tunnels", "start", sheds.a, "-t", `${p3}:${WEB_PORT}`, "--background", "--replace"]);
     expect((await listed()).filter((t) => t.shed === sheds.a).map((t) => t.local)).toEqual([p3]);
     expect(await portFree(p1)).toBe(true);
+    expect(await fetchThrough(p3)).toBe(`hello from ${sheds.a}`);
+
+    // A --replace refused for a conflict leaves the shed's tunnels as they were.
+    const taken = await freePort();
+    const holder: Server = createServer();
+    await new Promise<void>((r) => holder.listen({ host: "127.0.0.1", port: taken }, r));
+    try {
+      const res = await user.run([
+        "tunnels",
+        "start",
+        sheds.a,
+        "-t",
+        String(p3),
+        "-t",
+        String(taken),
+        "--background",
+        "--replace",
+      ]);
+      expect(res.code, show(res)).toBe(1);
+      expect(res.stderr).toContain(`local port ${taken} (127.0.0.1:${taken}) is in use by another program`);
+    } finally {
+      await new Promise((r) => holder.close(r));
+    }
+    expect((await listed()).filter((t) => t.shed === sheds.a)).toMatchObject([{ local: p3, status: "active" }]);
     expect(await fetchThrough(p3)).toBe(`hello from ${sheds.a}`);
   });
 

@@ -56,9 +56,20 @@ function prune(state: TunnelState): void {
  * Returns the mappings still to start (one this shed already forwards the same
  * way is left as it is).
  */
-async function checkPorts(state: TunnelState, t: TunnelTarget, mappings: TunnelMapping[]): Promise<TunnelMapping[]> {
+async function checkPorts(
+  state: TunnelState,
+  t: TunnelTarget,
+  mappings: TunnelMapping[],
+  replacing: boolean,
+): Promise<TunnelMapping[]> {
   const todo: TunnelMapping[] = [];
   for (const m of mappings) {
+    const own = state.tunnels.find((e) => e.local === m.local && sameShed(e, t));
+    if (replacing && own) {
+      // This shed's own port: freed when its tunnels are replaced, so it is neither a conflict nor held.
+      todo.push(m);
+      continue;
+    }
     const held = state.tunnels.find((e) => e.local === m.local);
     if (held && sameShed(held, t) && held.remote === m.remote) continue;
     if (held) {
@@ -118,11 +129,12 @@ export async function startTunnels(ctx: CliContext, name: string, opts: StartOpt
   // The lock is held from the port checks until the entries are written, so two starts never both take a port.
   const started = await withTunnelState(ctx.cfg, async (state) => {
     prune(state);
+    const todo = await checkPorts(state, t, mappings, opts.replace === true);
+    // Replaced only once the new ports are known to be free: a refused start leaves the old tunnels running.
     if (opts.replace) {
       await endEntries(state.tunnels.filter((e) => sameShed(e, t)));
       state.tunnels = state.tunnels.filter((e) => !sameShed(e, t));
     }
-    const todo = await checkPorts(state, t, mappings);
     if (todo.length === 0) return { todo, pid: undefined };
     if (opts.background) {
       const master = state.tunnels.find((e) => sameShed(e, t) && e.background && e.control && existsSync(e.control));
