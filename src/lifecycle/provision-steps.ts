@@ -208,7 +208,10 @@ export function recordFile(
 function preflight(prov: ProvisionState, hook: HookName): StepRun | undefined {
   if (prov.noProvision) return skip(prov, hook, "--no-provision", true);
   if (!prov.config) return skip(prov, hook, `no ${PROVISION_PATH}`, false);
-  if (!prov.config.hooks[hook]) return skip(prov, hook, `no ${hook} hook in ${PROVISION_PATH}`, false);
+  if (!prov.config.hooks[hook]) {
+    const source = prov.stages ? "devcontainer.json" : PROVISION_PATH;
+    return skip(prov, hook, `no ${hook} ${prov.stages ? "stage" : "hook"} in ${source}`, false);
+  }
   return undefined;
 }
 

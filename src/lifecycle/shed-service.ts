@@ -1,5 +1,6 @@
 import { rmSync } from "node:fs";
 import type { Backend } from "../backends/backend.js";
+import type { DevcontainerPlan } from "../config/devcontainer/map.js";
 import type { HookName } from "../config/provision-file.js";
 import type { ServerConfig } from "../config/server-config.js";
 import { tryParseDuration } from "../core/duration.js";
@@ -187,6 +188,11 @@ export class ShedService {
       });
     }
     return backend.guest(name);
+  }
+
+  /** devcontainer.json as read at create (issue 13), for postAttachCommand. */
+  devcontainerPlan(name: string): DevcontainerPlan | undefined {
+    return this.deps.meta.read(name).devcontainer;
   }
 
   /**

@@ -5,6 +5,7 @@ import type { LifecycleEvent } from "../../core/events.js";
 import { validateShedName } from "../../core/names.js";
 import type { ExecProcess, ExecSpec, GuestExec } from "../../guest/exec.js";
 import { userCommandArgv } from "../../guest/user-command.js";
+import { isAttachCommand, runAttachStage } from "../../lifecycle/devcontainer-attach.js";
 import type { ShedService } from "../../lifecycle/shed-service.js";
 import { decodeArgvCommand, isArgvCommand } from "../../protocol/argv-command.js";
 import type { AuthorizedKeys } from "../authorized-keys.js";
@@ -210,7 +211,7 @@ function handleSession(session: Session, name: string, service: ShedService, age
   });
   session.on("shell", (accept) => {
     const channel = accept();
-    void run(channel, state, name, service, ["bash", "--login"]);
+    void run(channel, state, name, service, ["bash", "--login"], true);
   });
   session.on("exec", (accept, _reject, info) => {
     const channel = accept();
@@ -221,7 +222,7 @@ function handleSession(session: Session, name: string, service: ShedService, age
         return;
       }
       // Through a fixed wrapper: a command that cannot run fails as in a shell (127, "not found"), on every backend.
-      void run(channel, state, name, service, userCommandArgv(argv));
+      void run(channel, state, name, service, userCommandArgv(argv), isAttachCommand(argv, state.pty !== undefined));
       return;
     }
     // A plain `ssh host command`: like sshd, the user's shell interprets it (a login shell, so PATH is set up).
@@ -243,6 +244,7 @@ async function run(
   name: string,
   service: ShedService,
   argv: string[],
+  attach = false,
 ): Promise<void> {
   let guest: GuestExec;
   let env: Record<string, string>;
@@ -264,6 +266,13 @@ async function run(
       // As sshd: the session goes on without the agent, and says why.
       channel.stderr.write(`shed-server: agent forwarding failed: ${toShedError(err).message}\r\n`);
     }
+  }
+  // devcontainer.json's postAttachCommand (issue 13), before the shell or tmux, its output in the session.
+  if (attach) {
+    const crlf = state.pty !== undefined;
+    await runAttachStage(service.devcontainerPlan(name), guest, env, (t) =>
+      channel.stderr.write(crlf ? t.replace(/\r?\n/g, "\r\n") : t),
+    ).catch((err) => channel.stderr.write(`shed-server: postAttachCommand: ${toShedError(err).message}\r\n`));
   }
   const spec: ExecSpec = {
     argv,
