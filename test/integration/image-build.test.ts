@@ -150,6 +150,31 @@ describe("shed image prune (a Docker-only server)", () => {
     expect(json(res).vm).toBeUndefined();
   }, 300_000);
 
+  it("never builds over an image it did not build: the config's default, or a user's own tag", async () => {
+    const own = uniqueName("own");
+    await docker.getImage("shed-base:latest").tag({ repo: own, tag: "latest" });
+    try {
+      const refusals: [string, string][] = [
+        ["shed-base", "is the server's own (config default_image)"],
+        [own, `the Docker image ${own}:latest exists and was not built by shed image build`],
+      ];
+      for (const [name, says] of refusals) {
+        const res = await cli.run(["--json", "image", "build", context, "--name", name]);
+        expect(res.code, show(res)).not.toBe(0);
+        expect(JSON.parse(res.stdout).error.message).toContain(says);
+      }
+      // The user's tag still names the image it named.
+      expect((await docker.getImage(`${own}:latest`).inspect()).Id).toBe(
+        (await docker.getImage("shed-base:latest").inspect()).Id,
+      );
+    } finally {
+      await docker
+        .getImage(`${own}:latest`)
+        .remove()
+        .catch(() => {});
+    }
+  }, 120_000);
+
   it("prune --dry-run lists an unused image without removing it; prune removes it", async () => {
     const dry = json(await cliOk(cli, ["--json", "image", "prune", "--dry-run"]));
     expect(dry.dry_run).toBe(true);

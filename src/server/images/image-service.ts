@@ -53,6 +53,7 @@ export class ImageService {
     }
     const ref = `${req.name}:latest`;
     await this.locks.run(req.name, async () => {
+      await this.checkNameFree(req.name, ref);
       const context = await step(emit, "context", "read the build context", async () => {
         const summary = await summarizeContext(file, req.dockerfile);
         return { value: summary, message: `${summary.files} entries, content sha256 ${summary.hash.slice(0, 16)}` };
@@ -257,6 +258,35 @@ export class ImageService {
     }
     this.records.remove(record.name);
     return removed;
+  }
+
+  /**
+   * A build retags NAME:latest: never over an image Shed did not build (a user's own, or the
+   * server's default images, which `npm run build-image` and `build-vm-image` make).
+   */
+  private async checkNameFree(name: string, ref: string): Promise<void> {
+    const config = this.configNames().get(name);
+    if (config || name === "shed-vm" || name === "shed-vm-rootfs") {
+      throw new ShedError(
+        "INVALID_REQUEST",
+        `image name ${name} is the server's own (${config ?? "the default VM image"})`,
+        {
+          hint: "pick another --name",
+        },
+      );
+    }
+    let labels: Record<string, string> | undefined;
+    try {
+      labels = (await this.deps.docker.getImage(ref).inspect()).Config?.Labels ?? {};
+    } catch {
+      return; // not on the engine: free
+    }
+    if (labels[IMAGE_LABEL.name] !== name) {
+      throw new ShedError("INVALID_REQUEST", `the Docker image ${ref} exists and was not built by shed image build`, {
+        hint: "pick another --name; a build would take the tag from that image",
+        details: { image: ref },
+      });
+    }
   }
 
   /** Names the server config refers to, with the key that does. */
