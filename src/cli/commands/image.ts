@@ -26,7 +26,10 @@ export function registerImageCommands(program: Command<[], GlobalOptions>): void
     .command("build [context]")
     .description("build a Dockerfile (default ./Dockerfile.shed, then ./Dockerfile) into an image for every backend")
     .requiredOption("--name <name>", "the image's name (shed create --image NAME)")
-    .option("-f, --file <dockerfile>", "the Dockerfile, inside the context (default: Dockerfile.shed there, then Dockerfile)")
+    .option(
+      "-f, --file <dockerfile>",
+      "the Dockerfile, inside the context (default: Dockerfile.shed there, then Dockerfile)",
+    )
     .option("--no-cache", "build again even when the context has not changed")
     .action(async (contextArg, opts) => {
       const ctx = new CliContext(program.opts());
