@@ -66,6 +66,7 @@ describe("shed create --cpus --memory on Docker", () => {
     expect(row.header).toContain("CPUS|MEMORY");
     expect(row).toMatchObject({ CPUS: "1", MEMORY: "256 MiB" });
     expect(await listedJson(name)).toMatchObject({ cpus: 1, memory_mib: 256 });
+    expect((await cliOk(user, ["show", name])).stdout).toContain("\n  size: 1 CPU, 256 MiB\n");
     // The limit is the engine's: the shed still runs commands under it.
     expect((await dockerExec(name, ["true"])).code).toBe(0);
   });
@@ -81,6 +82,7 @@ describe("shed create --cpus --memory on Docker", () => {
     const listed = await listedJson(name);
     expect(listed).toBeDefined();
     expect(listed && "cpus" in listed).toBe(false);
+    expect((await cliOk(user, ["show", name])).stdout).not.toContain("size:");
   });
 });
 

@@ -13,7 +13,19 @@ export function describeShed(shed: Shed): string {
       : "",
     shed.repo ? `  repo: ${safeLine(shed.repo)}` : "",
     shed.local_dir ? `  local dir: ${safeLine(shed.local_dir)}` : "",
+    sizeLine(shed),
     ...shed.warnings.map((w) => `  warning: ${safeLine(w)}`),
   ];
   return lines.filter((l) => l !== "").join("\n");
+}
+
+/** "  size: 2 CPUs, 1024 MiB, disk 20 GiB" with what the shed records; nothing for a shed without limits. */
+function sizeLine(shed: Shed): string {
+  const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+  const parts = [
+    num(shed.cpus) ? `${shed.cpus} CPU${shed.cpus === 1 ? "" : "s"}` : "",
+    num(shed.memory_mib) ? `${shed.memory_mib} MiB` : "",
+    num(shed.disk_gib) ? `disk ${shed.disk_gib} GiB` : "",
+  ].filter((p) => p !== "");
+  return parts.length ? `  size: ${parts.join(", ")}` : "";
 }
