@@ -105,6 +105,8 @@ describe("a repository with only a devcontainer.json", () => {
     expect(shed.provision.source).toBe(".devcontainer/devcontainer.json");
     expect(shed.provision.hooks.install.state).toBe("succeeded");
     expect(shed.provision.forward_ports).toEqual(["3000"]);
+    const shown = await cliOk(cli, ["show", name]);
+    expect(shown.stdout).toContain(`forwardPorts 3000: ssh -N -L 3000:localhost:3000 shed-${name}`);
     await cliOk(cli, ["stop", name]);
     await cliOk(cli, ["start", name]);
     expect(await guestFile(name, "/tmp/order")).toBe("onCreate\nupdateContent\npostCreate\npostStart\npostStart\n");

@@ -15,6 +15,7 @@ export function describeShed(shed: Shed): string {
     shed.local_dir ? `  local dir: ${safeLine(shed.local_dir)}` : "",
     sizeLine(shed),
     ...shed.warnings.map((w) => `  warning: ${safeLine(w)}`),
+    ...forwardPortLines(shed),
   ];
   return lines.filter((l) => l !== "").join("\n");
 }
@@ -28,4 +29,18 @@ function sizeLine(shed: Shed): string {
     num(shed.disk_gib) ? `disk ${shed.disk_gib} GiB` : "",
   ].filter((p) => p !== "");
   return parts.length ? `  size: ${parts.join(", ")}` : "";
+}
+
+/**
+ * devcontainer.json's forwardPorts, which Shed does not forward by itself: the
+ * ssh command that forwards each (the Host comes from `shed ssh-config --install`).
+ */
+function forwardPortLines(shed: Shed): string[] {
+  const ports = shed.provision?.forward_ports ?? [];
+  return ports.map((p) => {
+    const [host, port] = p.includes(":")
+      ? [p.slice(0, p.lastIndexOf(":")), p.slice(p.lastIndexOf(":") + 1)]
+      : ["localhost", p];
+    return `  forwardPorts ${safeLine(p)}: ssh -N -L ${safeLine(port)}:${safeLine(host)}:${safeLine(port)} shed-${safeLine(shed.name)}`;
+  });
 }
