@@ -45,6 +45,14 @@ export const createShedRequestSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * For a repo URL: fetch it shallowly on the server's host first and read its
+     * devcontainer.json there (name: which one, when it has several).
+     */
+    devcontainer_lookup: z
+      .object({ name: z.string().min(1).max(1024).optional() })
+      .strict()
+      .optional(),
     timeout: durationString.optional(),
     /**
      * The shed's size (`shed create --cpus --memory --disk`); unset: the server config's vm_cpus,
