@@ -97,5 +97,8 @@ export async function prepareCreate(
     missingCredentials: missing,
     prov: provisionState(backend, name, req.no_provision === true),
     ...(devcontainer ? { devcontainer } : {}),
+    ...(req.devcontainer_lookup && req.repo && !devcontainer
+      ? { devcontainerLookup: { ...req.devcontainer_lookup, imageGiven: req.image !== undefined } }
+      : {}),
   };
 }

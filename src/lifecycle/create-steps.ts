@@ -23,6 +23,8 @@ export interface CreateContext {
   created?: CreatedHandle;
   /** devcontainer.json from the request (issue 13). */
   devcontainer?: DevcontainerAtCreate;
+  /** A repo URL whose devcontainer.json the server reads from a shallow fetch on its host. */
+  devcontainerLookup?: { name?: string; imageGiven: boolean };
 }
 
 /** The seed's Create Sequence, steps 1-8 (step 9, auto-sync, runs in the CLI). */

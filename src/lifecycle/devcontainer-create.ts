@@ -1,15 +1,16 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join, posix } from "node:path";
 import type { Backend, CreateSpec } from "../backends/backend.js";
+import { pickDevcontainer } from "../config/devcontainer/find.js";
 import { type DevcontainerPlan, type MapWarning, mapDevcontainer } from "../config/devcontainer/map.js";
 import { parseDevcontainer } from "../config/devcontainer/parse.js";
 import { formatProblem } from "../config/yaml-source.js";
 import { ShedError } from "../core/errors.js";
+import type { RepoRemote } from "../core/repo-url.js";
 import type { CreateShedRequest } from "../protocol/api-types.js";
 import type { CreateContext } from "./create-steps.js";
-import type { Step } from "./steps.js";
+import { bundleCheckout, type HostCheckout, shallowCloneOnHost } from "./devcontainer-fetch.js";
+import type { Step, StepIO } from "./steps.js";
 
 export interface DevcontainerAtCreate {
   plan: DevcontainerPlan;
@@ -70,103 +71,122 @@ export function devcontainerForCreate(
 }
 
 /**
- * Create step between storage and container start: says what devcontainer.json
- * asked that Shed does not do, builds its Dockerfile (the container starts from
- * that image) and keeps the plan in the shed's record for the hooks.
+ * Create step between storage and container start: for a repo URL, fetches it
+ * on this host and reads devcontainer.json there; says what the file asked that
+ * Shed does not do, builds its Dockerfile (the container starts from that
+ * image) and keeps the plan in the shed's record for the hooks.
  */
 export const DEVCONTAINER_STEP: Step<CreateContext> = {
   id: "devcontainer",
   title: "devcontainer.json",
   fatal: true,
   async run(ctx, io) {
-    const dc = ctx.devcontainer;
-    if (!dc) return { outcome: "skipped", reason: "no devcontainer.json in the request" };
-    for (const w of dc.warnings) io.warn(w.message, w.hint);
-    let built = "";
-    const { build } = dc.plan;
-    if (dc.build && build && ctx.backend.buildImage) {
-      const dockerfile = posix.relative(build.context, build.dockerfile);
-      if (dockerfile.startsWith("../")) {
-        throw new ShedError(
-          "INVALID_CONFIG",
-          `${dc.plan.file}: build: the Dockerfile ${build.dockerfile} is outside the context ${build.context}`,
-          {
-            hint: "keep the Dockerfile inside build.context",
-          },
-        );
+    let fetched: HostCheckout | undefined;
+    try {
+      if (!ctx.devcontainer && ctx.devcontainerLookup && ctx.repo?.kind === "url") {
+        fetched = await lookUpOnHost(ctx, ctx.repo, ctx.devcontainerLookup, io);
+        if (!fetched) return { outcome: "skipped", reason: "the repository has no devcontainer.json to use" };
       }
-      const checkout = await hostCheckout(ctx, io.signal);
-      try {
-        const result = await ctx.backend.buildImage(
-          {
-            contextDir: join(checkout.dir, build.context),
-            dockerfile,
-            args: build.args,
-            ...(build.target ? { target: build.target } : {}),
-          },
-          (text) => io.output("stdout", text),
-        );
-        ctx.spec.image = result.image;
-        built = `; image ${result.image} ${result.cached ? "(cached: same Dockerfile and context)" : "built"}`;
-      } finally {
-        checkout.cleanup();
-      }
+      const dc = ctx.devcontainer;
+      if (!dc) return { outcome: "skipped", reason: "no devcontainer.json in the request" };
+      for (const w of dc.warnings) io.warn(w.message, w.hint);
+      const built = dc.build && dc.plan.build ? await build(ctx, dc, fetched, io) : "";
+      ctx.prov.meta.update(ctx.spec.name, (m) => {
+        m.devcontainer = dc.plan;
+      });
+      const stages = [...dc.plan.install, ...dc.plan.startup, ...dc.plan.attach].map((c) => c.property);
+      return {
+        outcome: "done",
+        message: `${dc.plan.file}: ${stages.length ? stages.join(", ") : "no lifecycle commands"}${built}`,
+      };
+    } finally {
+      fetched?.cleanup();
     }
-    ctx.prov.meta.update(ctx.spec.name, (m) => {
-      m.devcontainer = dc.plan;
-    });
-    const stages = [...dc.plan.install, ...dc.plan.startup, ...dc.plan.attach].map((c) => c.property);
-    return {
-      outcome: "done",
-      message: `${dc.plan.file}: ${stages.length ? stages.join(", ") : "no lifecycle commands"}${built}`,
-    };
   },
 };
+
+/**
+ * A repo URL's devcontainer.json, from a shallow clone on this host (kept for a
+ * build's context). A fetch that fails is a warning: the shed is made without it.
+ */
+async function lookUpOnHost(
+  ctx: CreateContext,
+  remote: RepoRemote,
+  lookup: NonNullable<CreateContext["devcontainerLookup"]>,
+  io: StepIO,
+): Promise<HostCheckout | undefined> {
+  let checkout: HostCheckout;
+  try {
+    checkout = await shallowCloneOnHost(remote, io.signal);
+  } catch (err) {
+    const e = err instanceof ShedError ? err : new ShedError("CLONE_FAILED", String(err));
+    io.warn(`${e.message}; the shed is made without its devcontainer.json`, e.hint);
+    return undefined;
+  }
+  try {
+    const found = pickDevcontainer(checkout.dir, lookup.name);
+    if (!found) {
+      checkout.cleanup();
+      return undefined;
+    }
+    if (existsSync(join(checkout.dir, ".shed", "provision.yaml"))) {
+      io.output("stdout", `${found.path} is not used: .shed/provision.yaml is there too, and it wins\n`);
+      checkout.cleanup();
+      return undefined;
+    }
+    const basename = posix.basename(remote.url.replace(/\/+$/, "")).replace(/\.git$/, "");
+    ctx.devcontainer = devcontainerForCreate(
+      { path: found.path, text: found.text, workspace_basename: basename },
+      ctx.backend,
+      ctx.spec,
+      lookup.imageGiven,
+    );
+    return checkout;
+  } catch (err) {
+    checkout.cleanup();
+    throw err;
+  }
+}
+
+async function build(ctx: CreateContext, dc: DevcontainerAtCreate, fetched: HostCheckout | undefined, io: StepIO) {
+  const { build } = dc.plan;
+  if (!build || !ctx.backend.buildImage) return "";
+  const dockerfile = posix.relative(build.context, build.dockerfile);
+  if (dockerfile.startsWith("../")) {
+    throw new ShedError(
+      "INVALID_CONFIG",
+      `${dc.plan.file}: build: the Dockerfile ${build.dockerfile} is outside the context ${build.context}`,
+      { hint: "keep the Dockerfile inside build.context" },
+    );
+  }
+  const checkout = fetched ?? (await hostCheckout(ctx, io.signal));
+  try {
+    const result = await ctx.backend.buildImage(
+      {
+        contextDir: join(checkout.dir, build.context),
+        dockerfile,
+        args: build.args,
+        ...(build.target ? { target: build.target } : {}),
+      },
+      (text) => io.output("stdout", text),
+    );
+    ctx.spec.image = result.image;
+    return `; image ${result.image} ${result.cached ? "(cached: same Dockerfile and context)" : "built"}`;
+  } finally {
+    if (checkout !== fetched) checkout.cleanup();
+  }
+}
 
 /**
  * The repository's files on the server's host, for a build's context: the
  * --local-dir itself, or the uploaded bundle cloned into a temporary folder.
  */
-async function hostCheckout(ctx: CreateContext, signal: AbortSignal): Promise<{ dir: string; cleanup(): void }> {
+async function hostCheckout(ctx: CreateContext, signal: AbortSignal): Promise<HostCheckout> {
   if (ctx.spec.localDir) return { dir: ctx.spec.localDir.path, cleanup: () => undefined };
   if (ctx.repo?.kind !== "bundle") {
     throw new ShedError("NOT_SUPPORTED", "devcontainer.json build needs the repository's files on the server", {
-      hint: "create from a local checkout (--repo PATH) or --local-dir",
+      hint: "create from a local checkout (--repo PATH), a repo URL, or --local-dir",
     });
   }
-  const dir = mkdtempSync(join(tmpdir(), "shed-devcontainer-"));
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  try {
-    await run(["git", "clone", "--quiet", "--", ctx.repo.file, join(dir, "repo")], signal);
-  } catch (err) {
-    cleanup();
-    throw err;
-  }
-  return { dir: join(dir, "repo"), cleanup };
-}
-
-function run(argv: string[], signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv as [string, ...string[]];
-    const child = spawn(cmd, args, {
-      stdio: ["ignore", "ignore", "pipe"],
-      signal,
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
-    });
-    let err = "";
-    child.stderr.on("data", (b: Buffer) => {
-      err = (err + b.toString()).slice(-2000);
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0
-        ? resolve()
-        : reject(
-            new ShedError(
-              "BACKEND_ERROR",
-              `could not read the repository for the build: ${err.trim() || `git exit ${code}`}`,
-            ),
-          ),
-    );
-  });
+  return bundleCheckout(ctx.repo.file, signal);
 }

@@ -86,7 +86,11 @@ export function registerShedCommands(program: Command<[], GlobalOptions>): void 
           req.repo_bundle = up.id;
           req.repo_label = up.label;
           if (up.origin) req.repo_origin = up.origin;
-        } else req.repo = opts.repo;
+        } else {
+          req.repo = opts.repo;
+          // The server fetches a URL on its host and reads devcontainer.json there (issue 13).
+          req.devcontainer_lookup = opts.devcontainer ? { name: opts.devcontainer } : {};
+        }
         const credentials = repoCredentialsFromEnv(req.repo ?? req.repo_origin);
         if (credentials) req.repo_credentials = credentials;
       }

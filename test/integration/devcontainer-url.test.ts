@@ -1,0 +1,97 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliUser, cliOk } from "../helpers/cli.js";
+import { useCliServer } from "../helpers/cli-server.js";
+import { docker, dockerExec } from "../helpers/docker.js";
+import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
+import { guestFile, waitFor } from "../helpers/provision.js";
+
+/**
+ * devcontainer.json of a repo URL (issue 13): the server fetches the
+ * repository shallowly on its host before the shed exists and reads the file
+ * there, the token reaching git through a credential store, never a command
+ * line or the output. The repository is served over git's dumb HTTP protocol,
+ * only with the token (HTTP Basic), by a helper container this file makes
+ * (shed-base: perl-base, git), reached by its bridge IP from this host and
+ * from the shed. Time budget: about 30 seconds.
+ */
+const TOKEN = `tok-${randomBytes(6).toString("hex")}`;
+const BASIC = Buffer.from(`x-access-token:${TOKEN}`).toString("base64");
+
+const HTTP_SERVER = String.raw`
+use strict; use warnings; use IO::Socket::INET;
+my $want = "Basic $ENV{EXPECT_AUTH}";
+my $srv = IO::Socket::INET->new(LocalPort => 8080, Listen => 32, ReuseAddr => 1) or die "listen: $!";
+open(my $r, ">", "/tmp/ready") or die; close $r;
+sub reply { my ($c, $status, $body, @h) = @_; print $c join("\r\n", "HTTP/1.1 $status", @h, "Content-Length: " . length($body), "Connection: close", "", "") . $body; close $c; }
+while (my $c = $srv->accept) {
+  binmode $c;
+  my $line = <$c>; next unless defined $line;
+  my %h;
+  while (my $l = <$c>) { $l =~ s/\r?\n\z//; last if $l eq ""; my ($k, $v) = split /:\s*/, $l, 2; $h{lc $k} = $v; }
+  my (undef, $target) = split / /, $line;
+  if (($h{authorization} // "") ne $want) { reply($c, "401 Unauthorized", "", "WWW-Authenticate: Basic realm=\"shed-test\""); next; }
+  (my $path = $target) =~ s/\?.*//s;
+  my $file = "/srv$path";
+  if ($path =~ /\.\./ || !-f $file) { reply($c, "404 Not Found", ""); next; }
+  open(my $f, "<:raw", $file) or die; my $body = do { local $/; <$f> }; close $f;
+  reply($c, "200 OK", $body, "Content-Type: application/octet-stream");
+}`;
+
+const DEVCONTAINER = `{
+  // Read on the server's host before the shed exists: containerEnv is on the container from its start.
+  "containerEnv": { "FROM_URL_FILE": "yes" },
+  "remoteEnv": { "BASENAME": "\${localWorkspaceFolderBasename}" },
+  "onCreateCommand": ["sh", "-c", "echo \\"onCreate saw FROM_URL_FILE=$FROM_URL_FILE\\" > /tmp/url-oncreate"],
+}
+`;
+
+/** A bare repository with a devcontainer.json, servable over dumb HTTP; then the server. */
+const SERVE_SETUP = `set -e
+mkdir -p /srv/src/.devcontainer && cd /srv/src && git init -q -b main
+printf '%s' "$2" > .devcontainer/devcontainer.json && git add -A
+git -c user.email=t@example.com -c user.name=t commit -qm 'devcontainer'
+git clone -q --bare /srv/src /srv/app.git
+git -C /srv/app.git update-server-info
+exec perl -e "$1"`;
+
+let cli: CliUser;
+let helper: { id: string; ip: string; name: string };
+useCliServer((_s, user) => {
+  cli = user;
+});
+
+beforeAll(async () => {
+  const name = uniqueName("dcgit");
+  const c = await docker.createContainer({
+    Image: "shed-base:latest",
+    name: `shed-${name}`,
+    Entrypoint: [],
+    Cmd: ["bash", "-c", SERVE_SETUP, "serve", HTTP_SERVER, DEVCONTAINER],
+    Env: [`EXPECT_AUTH=${BASIC}`],
+    Labels: { "dev.shed.test": RUN_PREFIX },
+  });
+  await c.start();
+  const ip = (await c.inspect()).NetworkSettings.Networks.bridge?.IPAddress ?? "";
+  if (!ip) throw new Error("the helper has no IP on the default bridge");
+  await waitFor(
+    "the git server to listen",
+    async () => (await dockerExec(name, ["test", "-e", "/tmp/ready"])).code === 0,
+  );
+  helper = { id: c.id, ip, name };
+});
+afterAll(async () => {
+  if (helper) await docker.getContainer(helper.id).remove({ force: true });
+});
+
+describe("a repo URL with a devcontainer.json", () => {
+  it("is fetched on the server's host with the token from a credential store, and its file provisions the shed", async () => {
+    const name = uniqueName("dcurl");
+    const url = `http://${helper.ip}:8080/app.git`;
+    const out = await cliOk(cli, ["create", name, "--repo", url, "--no-sync"], { SHED_REPO_TOKEN: TOKEN });
+    expect(out.stderr).toContain("devcontainer.json: onCreateCommand");
+    expect(await guestFile(name, "/tmp/url-oncreate")).toBe("onCreate saw FROM_URL_FILE=yes\n");
+    expect((await cliOk(cli, ["exec", name, "--", "printenv", "BASENAME"])).stdout).toBe("app\n");
+    expect(`${out.stdout}${out.stderr}`).not.toContain(TOKEN);
+  });
+});
