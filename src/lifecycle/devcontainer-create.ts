@@ -62,8 +62,8 @@ export function devcontainerForCreate(
   const user = plan.remoteUser ?? plan.containerUser;
   if (user && user !== "shed") {
     all.push({
-      message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: Shed runs hooks, exec, console and SSH as user shed`,
-      hint: "the commands run as shed, which has passwordless sudo",
+      message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: the lifecycle commands run as that user when the image has it; shed exec, console, SSH, credentials and sync still run as user shed`,
+      hint: "shed has passwordless sudo: `sudo -u USER` where a command must run as that user",
     });
   }
   plan.warnings = all.map((w) => w.message);

@@ -195,6 +195,30 @@ describe("choosing the file", () => {
     expect(await guestFile(name, "/tmp/node")).toBeUndefined();
   });
 
+  it("remoteUser: the lifecycle commands run as that user when the image has it, else as shed with a warning", async () => {
+    const asRoot = uniqueName("dcroot");
+    const withRoot = await create(
+      asRoot,
+      makeGitRepo({
+        ".devcontainer.json":
+          '{ "remoteUser": "root", "onCreateCommand": "id -un > /tmp/who", "postStartCommand": "id -un > /tmp/who-start" }',
+      }),
+    );
+    expect(withRoot.stderr).toContain('remoteUser/containerUser "root": the lifecycle commands run as that user');
+    expect(await guestFile(asRoot, "/tmp/who")).toBe("root\n");
+    expect(await guestFile(asRoot, "/tmp/who-start")).toBe("root\n");
+    // Not applied to exec yet (said at create).
+    expect(await execOut(asRoot, ["id", "-un"])).toBe("shed\n");
+
+    const missing = uniqueName("dcnouser");
+    const without = await create(
+      missing,
+      makeGitRepo({ ".devcontainer.json": '{ "remoteUser": "vscode", "onCreateCommand": "id -un > /tmp/who" }' }),
+    );
+    expect(without.stderr).toContain('remoteUser/containerUser "vscode" does not exist in the image');
+    expect(await guestFile(missing, "/tmp/who")).toBe("shed\n");
+  });
+
   it("dockerComposeFile is refused with a clear error, and nothing is made", async () => {
     const name = uniqueName("dccompose");
     const repo = makeGitRepo({ ".devcontainer.json": '{ "dockerComposeFile": "compose.yml", "service": "app" }' });
