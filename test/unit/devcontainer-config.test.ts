@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings hold devcontainer.json's own ${...} variables
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { localEnvNames, mapDevcontainer, resolveRemoteEnv } from "../../src/config/devcontainer/map.js";

@@ -26,6 +26,6 @@ export async function waitForExec(guest: GuestExec, isRunning: () => Promise<boo
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new ShedError("BACKEND_ERROR", `the shed started but cannot run commands: ${last}`, {
-    hint: "the image needs /bin/sh, bash, git and a user named shed; `npm run build-image` makes one",
+    hint: "the image needs /bin/sh, bash, git and a user named shed: `npm run build-image` makes one, and a devcontainer.json can build one FROM shed-base:latest",
   });
 }

@@ -91,7 +91,7 @@ export function parseDevcontainer(text: string, file: string): DevcontainerParse
   }
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
-  if (!root || root.type !== "object") {
+  if (root?.type !== "object") {
     at(root?.offset ?? errors[0]?.offset ?? 0, "", "the file is not a JSON object; ignored");
     return { config, problems };
   }
