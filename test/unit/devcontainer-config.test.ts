@@ -1,10 +1,12 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the strings hold devcontainer.json's own ${...} variables
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import type { Backend, CreateSpec } from "../../src/backends/backend.js";
 import { localEnvNames, mapDevcontainer, resolveRemoteEnv } from "../../src/config/devcontainer/map.js";
 import { parseDevcontainer } from "../../src/config/devcontainer/parse.js";
 import { formatProblem } from "../../src/config/yaml-source.js";
 import { encodeStage, STAGE_RUNNER } from "../../src/guest/devcontainer-stage.js";
+import { devcontainerForCreate } from "../../src/lifecycle/devcontainer-create.js";
 
 const F = ".devcontainer/devcontainer.json";
 const ctx = { localEnv: { USER_NAME: "ada" }, localWorkspaceFolderBasename: "proj" };
@@ -170,5 +172,35 @@ describe("the stage runner (bash on this host)", () => {
     expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(
       "shed: devcontainer.json: postCreateCommand failed with exit code 3",
     );
+  });
+});
+
+describe("devcontainer.json at create", () => {
+  const spec = () => ({ name: "x", image: "shed-base:latest", env: { FROM_SERVER: "1" } }) as unknown as CreateSpec;
+  const docker = { name: "docker", buildImage: async () => ({ image: "", cached: true }) } as unknown as Backend;
+  const qemu = { name: "qemu" } as unknown as Backend;
+  const req = (text: string) => ({ path: ".devcontainer.json", text });
+
+  it("on Docker, image becomes the shed's image and containerEnv the container's env", () => {
+    const s = spec();
+    const dc = devcontainerForCreate(req('{"image":"node:20","containerEnv":{"A":"1"}}'), docker, s, false);
+    expect(s.image).toBe("node:20");
+    expect(s.env).toEqual({ FROM_SERVER: "1", A: "1" });
+    expect(dc.build).toBe(false);
+  });
+
+  it("--image wins over the file's image and build, said in a warning", () => {
+    const s = spec();
+    const dc = devcontainerForCreate(req('{"image":"node:20"}'), docker, s, true);
+    expect(s.image).toBe("shed-base:latest");
+    expect(dc.warnings.map((w) => w.message)).toEqual([".devcontainer.json: image/build ignored: --image was given"]);
+  });
+
+  it("a VM backend ignores image and build with a warning", () => {
+    const s = spec();
+    const dc = devcontainerForCreate(req('{"build":{"dockerfile":"Dockerfile"}}'), qemu, s, false);
+    expect(s.image).toBe("shed-base:latest");
+    expect(dc.build).toBe(false);
+    expect(dc.warnings[0]?.message).toContain("image and build are ignored on the qemu backend");
   });
 });
