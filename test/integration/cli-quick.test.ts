@@ -112,9 +112,18 @@ describe("start, stop and delete (quick path)", () => {
   test("their errors are the full CLI's", async () => {
     const missing = uniqueName("quick-missing");
     const pairs: [string[], string[]][] = [
-      [["stop", missing], ["stop", "--", missing]],
-      [["--json", "start", missing], ["--json", "start", "--", missing]],
-      [["delete", "-f", missing], ["delete", "-f", "--", missing]],
+      [
+        ["stop", missing],
+        ["stop", "--", missing],
+      ],
+      [
+        ["--json", "start", missing],
+        ["--json", "start", "--", missing],
+      ],
+      [
+        ["delete", "-f", missing],
+        ["delete", "-f", "--", missing],
+      ],
     ];
     for (const [quick, full] of pairs) {
       const q = await user.run(quick);
