@@ -7,7 +7,8 @@ import type { InterruptedOperation, OperationName } from "./meta-store.js";
  * (meta-store.ts); at the next start the server either finishes what can be
  * finished without a choice (shed-service.ts recover) or shows the shed as
  * interrupted with the way out:
- * - create killed in storage or start: nothing usable exists yet, so it is
+ * - create killed in storage, devcontainer (an image build) or start:
+ *   nothing usable exists yet, so it is
  *   undone at restart as a failed step would have been (only the objects
  *   labelled with this create's created-at);
  * - delete killed in remove: the shutdown hook and stop are behind it, so it
@@ -16,15 +17,17 @@ import type { InterruptedOperation, OperationName } from "./meta-store.js";
  *   that the hint names completes (or the shed is deleted).
  */
 
+const CREATE_UNDONE = new Set(["storage", "devcontainer", "start"]);
+
 /** Steps whose interruption restart-time recovery finishes by itself. */
 export function finishedAtRestart(op: OperationName, step: string): boolean {
-  return (op === "create" && (step === "storage" || step === "start")) || (op === "delete" && step === "remove");
+  return (op === "create" && CREATE_UNDONE.has(step)) || (op === "delete" && step === "remove");
 }
 
 /** Operations that, completing, end an interrupted state (provision_startup: `shed provision --hook startup`). */
 export type Completion = "start" | "stop" | "provision" | "provision_startup" | "provision_hook";
 
-const CREATE_UNUSABLE = new Set(["storage", "start", "local_dir", "credentials", "clone"]);
+const CREATE_UNUSABLE = new Set(["storage", "devcontainer", "start", "local_dir", "credentials", "clone"]);
 const CREATE_PROVISIONING = new Set(["provision_file", "install_hook", "path_capture"]);
 
 export function clearedBy(i: InterruptedOperation, done: Completion): boolean {

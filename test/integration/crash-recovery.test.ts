@@ -56,7 +56,7 @@ const del = (keep: boolean) => (s: PackagedServer, c: Case) =>
 
 const RECREATE = /shed delete .*then create it again/;
 const CASES: Case[] = [
-  ...["storage", "storage:after", "start", "start:after"].map(
+  ...["storage", "storage:after", "devcontainer", "start", "start:after"].map(
     (step): Case => ({ fault: `create:${step}`, name: "", run: createFromBundle, expect: "gone" }),
   ),
   {

@@ -49,6 +49,7 @@ describe("create (seed: Create Sequence, Docker column)", () => {
     const steps = events.filter((e) => e.type === "step").map((e) => e.step);
     expect(steps).toEqual([
       "storage",
+      "devcontainer",
       "start",
       "local_dir",
       "credentials",
