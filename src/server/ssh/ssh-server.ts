@@ -107,7 +107,7 @@ function onReady(client: Connection, name: string, service: ShedService): void {
     }
     void forward(service, name, info.destPort).then((res) => {
       if ("refused" in res) {
-        rejectWithReason(client, reject, res.refused);
+        rejectWithReason(reject, res.refused);
         return;
       }
       pipeChannel(accept(), res.proc, false);
@@ -156,25 +156,11 @@ async function forward(
 
 /**
  * Refuses a channel open with a description, which OpenSSH prints ("open
- * failed: connect failed: ..."). ssh2's reject() sends none, so its protocol
- * writer is asked for one for this one synchronous call; a build of ssh2
- * without it still refuses, without the text.
+ * failed: connect failed: ..."). ssh2's reject() takes none; this project's
+ * patch of ssh2 (patches/) gives it one.
  */
-function rejectWithReason(client: Connection, reject: () => void, reason: string): void {
-  const proto = (client as unknown as { _protocol?: { channelOpenFail?: (...a: unknown[]) => void } })._protocol;
-  const original = proto?.channelOpenFail;
-  if (!proto || typeof original !== "function" || !reason) {
-    reject();
-    return;
-  }
-  const own = Object.hasOwn(proto, "channelOpenFail");
-  proto.channelOpenFail = (recipient: unknown, code: unknown) => original.call(proto, recipient, code, reason);
-  try {
-    reject();
-  } finally {
-    if (own) proto.channelOpenFail = original;
-    else delete proto.channelOpenFail;
-  }
+function rejectWithReason(reject: () => void, reason: string): void {
+  (reject as (description?: string) => void)(reason);
 }
 
 interface SessionState {
@@ -248,10 +234,13 @@ async function run(
 ): Promise<void> {
   let guest: GuestExec;
   let env: Record<string, string>;
+  let user: string;
   try {
     const ensured = await service.ensureRunning(validateShedName(name), (ev) => reportStart(channel, name, ev));
     guest = ensured.guest;
     env = service.guestEnv(ensured.shed);
+    // devcontainer.json's remoteUser when the image has it (issue 13), else shed.
+    user = service.commandUser(name);
   } catch (err) {
     const e = toShedError(err);
     failChannel(channel, `shed-server: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ""}`, 255);
@@ -261,7 +250,7 @@ async function run(
   const { SSH_AUTH_SOCK: _ignored, ...clientEnv } = state.env;
   if (state.agent) {
     try {
-      env = { ...env, SSH_AUTH_SOCK: await state.agent.socketPath(guest) };
+      env = { ...env, SSH_AUTH_SOCK: await state.agent.socketPath(guest, user) };
     } catch (err) {
       // As sshd: the session goes on without the agent, and says why.
       channel.stderr.write(`shed-server: agent forwarding failed: ${toShedError(err).message}\r\n`);
@@ -270,12 +259,13 @@ async function run(
   // devcontainer.json's postAttachCommand (issue 13), before the shell or tmux, its output in the session.
   if (attach) {
     const crlf = state.pty !== undefined;
-    await runAttachStage(service.devcontainerPlan(name), guest, env, (t) =>
+    await runAttachStage(service.devcontainerPlan(name), guest, user, env, (t) =>
       channel.stderr.write(crlf ? t.replace(/\r?\n/g, "\r\n") : t),
     ).catch((err) => channel.stderr.write(`shed-server: postAttachCommand: ${toShedError(err).message}\r\n`));
   }
   const spec: ExecSpec = {
     argv,
+    user,
     cwd: "/workspace",
     env: { ...clientEnv, ...(state.pty ? { TERM: state.pty.term } : {}), ...env },
     stdin: true,
