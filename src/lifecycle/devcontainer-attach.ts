@@ -12,6 +12,7 @@ import type { GuestExec } from "../guest/exec.js";
 export async function runAttachStage(
   plan: DevcontainerPlan | undefined,
   guest: GuestExec,
+  user: string,
   env: Record<string, string>,
   write: (text: string) => void,
 ): Promise<void> {
@@ -20,6 +21,7 @@ export async function runAttachStage(
     argv: ["bash", "--login", "-c", STAGE_RUNNER, "shed-attach", encodeStage(plan.attach)],
     cwd: "/workspace",
     env,
+    user,
   });
   proc.stdout.on("data", (b: Buffer) => write(b.toString("utf8")));
   proc.stderr.on("data", (b: Buffer) => write(b.toString("utf8")));

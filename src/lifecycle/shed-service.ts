@@ -13,6 +13,7 @@ import type { CreateShedRequest } from "../protocol/api-types.js";
 import { prepareCreate } from "./create-request.js";
 import { CREATE_STEPS } from "./create-steps.js";
 import { type DeleteContext, REMOVE_STEP } from "./delete-steps.js";
+import { shedCommandUser } from "./devcontainer-user.js";
 import { emptyMeta, type MetaStore, type OperationRecord, type ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
@@ -193,6 +194,11 @@ export class ShedService {
   /** devcontainer.json as read at create (issue 13), for postAttachCommand. */
   devcontainerPlan(name: string): DevcontainerPlan | undefined {
     return this.deps.meta.read(name).devcontainer;
+  }
+
+  /** The guest user the shed's sessions run as (exec, console, attach, SSH): devcontainer.json's remoteUser, else shed. */
+  commandUser(name: string): string {
+    return shedCommandUser(this.deps.meta.read(name).devcontainer);
   }
 
   /**

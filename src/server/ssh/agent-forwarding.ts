@@ -26,11 +26,14 @@ export class ConnectionAgent {
     client.on("close", () => this.close());
   }
 
-  /** The guest socket's path, for SSH_AUTH_SOCK. */
-  async socketPath(guest: GuestExec): Promise<string> {
+  /**
+   * The guest socket's path, for SSH_AUTH_SOCK. The relay runs as the sessions'
+   * user (all of one connection's sessions reach one shed, so one user).
+   */
+  async socketPath(guest: GuestExec, user: string): Promise<string> {
     if (!this.relay) {
       const dir = `/tmp/shed-agent-${randomBytes(6).toString("hex")}`;
-      this.relay = startAgentRelay(guest, dir, () => this.openChannel(), { link: STABLE_AGENT_LINK });
+      this.relay = startAgentRelay(guest, dir, () => this.openChannel(), { link: STABLE_AGENT_LINK, user });
       // A relay started after the connection went away is ended at once.
       void this.relay.then(
         (r) => {
