@@ -149,6 +149,11 @@ export interface Backend {
    */
   buildImage?(req: ImageBuildRequest, onOutput: (text: string) => void): Promise<{ image: string; cached: boolean }>;
   /**
+   * devcontainer.json's `image` (issue 13): pulls it when the engine lacks it, its progress
+   * through onOutput; a failed pull is IMAGE_NOT_FOUND with the engine's reason. Same backends as buildImage.
+   */
+  pullImage?(image: string, onOutput: (text: string) => void): Promise<{ pulled: boolean }>;
+  /**
    * At server start: takes up again what the previous server left running
    * (sheds outlive it). Returns one line per shed it could not, for the log.
    */

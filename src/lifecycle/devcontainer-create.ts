@@ -62,8 +62,8 @@ export function devcontainerForCreate(
   const user = plan.remoteUser ?? plan.containerUser;
   if (user && user !== "shed") {
     all.push({
-      message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: the lifecycle commands run as that user when the image has it; shed exec, console, SSH, credentials and sync still run as user shed`,
-      hint: "shed has passwordless sudo: `sudo -u USER` where a command must run as that user",
+      message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: the lifecycle commands, shed exec, console, attach, SSH sessions and postAttachCommand run as that user when the image has it; the credentials (and their sync on VMs), the repository's git credential store and /workspace stay user shed's`,
+      hint: "give that user access in the image (sudo, or group shed), or leave remoteUser out to run everything as shed",
     });
   }
   plan.warnings = all.map((w) => w.message);
@@ -90,7 +90,7 @@ export const DEVCONTAINER_STEP: Step<CreateContext> = {
       const dc = ctx.devcontainer;
       if (!dc) return { outcome: "skipped", reason: "no devcontainer.json in the request" };
       for (const w of dc.warnings) io.warn(w.message, w.hint);
-      const built = dc.build && dc.plan.build ? await build(ctx, dc, fetched, io) : "";
+      const built = dc.build && dc.plan.build ? await build(ctx, dc, fetched, io) : await pull(ctx, dc, io);
       ctx.prov.meta.update(ctx.spec.name, (m) => {
         m.devcontainer = dc.plan;
       });
@@ -146,6 +146,14 @@ async function lookUpOnHost(
     checkout.cleanup();
     throw err;
   }
+}
+
+/** The file's image, when the shed boots it: pulled if the engine lacks it (a failed pull ends the create). */
+async function pull(ctx: CreateContext, dc: DevcontainerAtCreate, io: StepIO): Promise<string> {
+  const image = dc.plan.image;
+  if (!image || ctx.spec.image !== image || !ctx.backend.pullImage) return "";
+  const { pulled } = await ctx.backend.pullImage(image, (text) => io.output("stdout", text));
+  return pulled ? `; image ${image} pulled` : "";
 }
 
 async function build(ctx: CreateContext, dc: DevcontainerAtCreate, fetched: HostCheckout | undefined, io: StepIO) {

@@ -1,7 +1,10 @@
-import { basename } from "node:path";
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type CliUser, cliOk, json, show } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
+import { containerExists, volumeExists } from "../helpers/docker.js";
 import { makeGitRepo } from "../helpers/host.js";
 import { uniqueName } from "../helpers/names.js";
 import { guestFile } from "../helpers/provision.js";
@@ -10,12 +13,14 @@ import type { TestServer } from "../helpers/server.js";
 /**
  * devcontainer.json as a provisioning source (issue 13), black-box: real git
  * repositories made here, the packaged CLI (run `npm run build` first), the
- * real Docker engine. Time budget: about 1 minute on 2 busy cores (two sheds,
- * each shared by the tests of its describe). The Dockerfile build and the real
+ * real Docker engine. Time budget: about 1 minute on 2 busy cores (eight small
+ * sheds, two of them shared by the tests of their describe). The Dockerfile build and the real
  * Node/Python projects are in devcontainer-build.test.ts.
  */
 let cli: CliUser;
-useCliServer((_s: TestServer, user) => {
+let server: TestServer;
+useCliServer((s: TestServer, user) => {
+  server = s;
   cli = user;
 });
 
@@ -25,6 +30,19 @@ async function create(name: string, repo: string, env?: Record<string, string>, 
 
 async function execOut(name: string, argv: string[]): Promise<string> {
   return (await cliOk(cli, ["exec", name, "--", ...argv])).stdout;
+}
+
+/** A plain `ssh NAME@server command` with the real OpenSSH client and the CLI's ssh_config (not the CLI's exec path). */
+function sshCommand(name: string, command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const host = readFileSync(join(cli.dir, "default_host"), "utf8").trim();
+  return new Promise((resolve) => {
+    execFile(
+      "ssh",
+      ["-F", join(cli.dir, "ssh_config"), "-T", "-l", name, host, command],
+      { env: { ...process.env, ...cli.env } },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 const FORMS = `// devcontainer.json with comments and trailing commas, as editors write it
@@ -94,6 +112,8 @@ describe("a repository with only a devcontainer.json", () => {
     expect(get("R_BASENAME")).toBe(basename(repo));
     expect(get("R_UNKNOWN")).toBe("[]");
     expect(get("R_PATH")).toMatch(/^\/.*\/usr\/bin.*:\/opt\/extra$/);
+    // No remoteUser: everything runs as shed.
+    expect(await execOut(name, ["id", "-un"])).toBe("shed\n");
   });
 
   it("status shows the stages and where they come from; stop and start run postStart again, not the install", async () => {
@@ -195,21 +215,46 @@ describe("choosing the file", () => {
     expect(await guestFile(name, "/tmp/node")).toBeUndefined();
   });
 
-  it("remoteUser: the lifecycle commands run as that user when the image has it, else as shed with a warning", async () => {
+  it("remoteUser: hooks, exec, console, postAttachCommand and ssh run as that user when the image has it", async () => {
     const asRoot = uniqueName("dcroot");
     const withRoot = await create(
       asRoot,
       makeGitRepo({
-        ".devcontainer.json":
-          '{ "remoteUser": "root", "onCreateCommand": "id -un > /tmp/who", "postStartCommand": "id -un > /tmp/who-start" }',
+        ".devcontainer.json": JSON.stringify({
+          remoteUser: "root",
+          onCreateCommand: "id -un > /tmp/who",
+          postStartCommand: "id -un > /tmp/who-start",
+          postAttachCommand: "id -un > /tmp/who-attach",
+        }),
       }),
     );
-    expect(withRoot.stderr).toContain('remoteUser/containerUser "root": the lifecycle commands run as that user');
+    expect(withRoot.stderr).toContain(
+      'remoteUser/containerUser "root": the lifecycle commands, shed exec, console, attach, SSH sessions and postAttachCommand run as that user',
+    );
+    expect(withRoot.stderr).toContain(
+      "the credentials (and their sync on VMs), the repository's git credential store and /workspace stay user shed's",
+    );
     expect(await guestFile(asRoot, "/tmp/who")).toBe("root\n");
     expect(await guestFile(asRoot, "/tmp/who-start")).toBe("root\n");
-    // Not applied to exec yet (said at create).
-    expect(await execOut(asRoot, ["id", "-un"])).toBe("shed\n");
+    expect(await execOut(asRoot, ["sh", "-c", 'echo "$(id -un) $HOME"'])).toBe("root /root\n");
+    const ssh = await sshCommand(asRoot, "id -un");
+    expect(ssh.stdout, ssh.stderr).toBe("root\n");
+    const res = await cli.run(["console", asRoot], { input: 'echo "console-user=$(id -un)"\nexit 0\n' });
+    expect(res.code, show(res)).toBe(0);
+    expect(res.stdout).toContain("console-user=root");
+    expect(await guestFile(asRoot, "/tmp/who-attach")).toBe("root\n");
 
+    // A record from before the user was recorded (remoteUser, no hookUser): everything stays shed's.
+    const record = join(server.dir, "data", "sheds", `${asRoot}.json`);
+    const meta = JSON.parse(readFileSync(record, "utf8"));
+    expect(meta.devcontainer.hookUser).toBe("root");
+    delete meta.devcontainer.hookUser;
+    writeFileSync(record, JSON.stringify(meta));
+    expect(await execOut(asRoot, ["id", "-un"])).toBe("shed\n");
+    expect((await sshCommand(asRoot, "id -un")).stdout).toBe("shed\n");
+  });
+
+  it("remoteUser the image lacks: hooks and exec run as shed, with a warning", async () => {
     const missing = uniqueName("dcnouser");
     const without = await create(
       missing,
@@ -217,6 +262,23 @@ describe("choosing the file", () => {
     );
     expect(without.stderr).toContain('remoteUser/containerUser "vscode" does not exist in the image');
     expect(await guestFile(missing, "/tmp/who")).toBe("shed\n");
+    expect(await execOut(missing, ["id", "-un"])).toBe("shed\n");
+  });
+
+  it("an image neither on the engine nor pullable fails fast, naming it and the engine's reason, and leaves nothing", async () => {
+    const name = uniqueName("dcpull");
+    const image = "shed-test-missing.invalid/nope:1";
+    const repo = makeGitRepo({ ".devcontainer.json": JSON.stringify({ image, onCreateCommand: "true" }) });
+    const refused = await cli.run(["create", name, "--repo", repo, "--no-sync"]);
+    expect(refused.code, show(refused)).not.toBe(0);
+    expect(refused.stderr).toContain(`${image} is not on the engine: pulling it`);
+    expect(refused.stderr).toContain(`image "${image}" is not on this server and could not be pulled: `);
+    // The engine's reason follows (here: the registry's host does not resolve).
+    expect(refused.stderr).toMatch(/could not be pulled: .*shed-test-missing\.invalid/);
+    expect(refused.stderr).toContain("check the name and tag in devcontainer.json's image");
+    expect((await cli.run(["status", name])).code).not.toBe(0);
+    expect(await containerExists(name)).toBe(false);
+    expect(await volumeExists(name)).toBe(false);
   });
 
   it("dockerComposeFile is refused with a clear error, and nothing is made", async () => {

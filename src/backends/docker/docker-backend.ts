@@ -21,6 +21,7 @@ import { planCredentials, refreshCredentials, setUpCredentials, stagingPath } fr
 import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
 import { DockerGuestExec } from "./docker-exec.js";
 import { buildDevcontainerImage } from "./image-build.js";
+import { pullIfMissing } from "./image-pull.js";
 import { verifyLocalDirMount } from "./local-dir-mount.js";
 import { containerName, LABEL, volumeName } from "./naming.js";
 import { notOwnedError, type Owner, ownerOf } from "./ownership.js";
@@ -62,6 +63,10 @@ export class DockerBackend implements Backend {
 
   buildImage(req: ImageBuildRequest, onOutput: (text: string) => void): Promise<{ image: string; cached: boolean }> {
     return buildDevcontainerImage(this.docker, req, onOutput);
+  }
+
+  pullImage(image: string, onOutput: (text: string) => void): Promise<{ pulled: boolean }> {
+    return pullIfMissing(this.docker, image, onOutput);
   }
 
   async reattach(): Promise<string[]> {
