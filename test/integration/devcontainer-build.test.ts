@@ -1,6 +1,7 @@
-import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, readdirSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { type CliUser, cliOk, json, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
@@ -17,8 +18,9 @@ import { guestFile } from "../helpers/provision.js";
  * packages reachable here: Debian's (nodejs, python3-pip) and the npm
  * registry (npm itself is packed on this host from the registry; the Python
  * requirement is a package in the repository, as PyPI is out of reach).
- * Time budget: about 3 minutes the first time on 2 busy cores (the apt-get of
- * the build), well under 1 minute once the image is cached.
+ * Also remoteUser as a user the Dockerfile adds. Time budget: about 3 minutes
+ * the first time on 2 busy cores (the apt-get of the build), well under 1
+ * minute once the image is cached.
  */
 let cli: CliUser;
 useCliServer((_s, user) => {
@@ -38,6 +40,8 @@ function imageFiles(): Record<string, string> {
       "ADD npm.tgz /opt/npm/",
       `RUN printf '#!/bin/sh\\nexec node /opt/npm/package/bin/npm-cli.js "$@"\\n' >/usr/local/bin/npm && chmod +x /usr/local/bin/npm`,
       `RUN python3 -m venv --system-site-packages /opt/venv && ln -s /opt/venv/bin/pip /usr/local/bin/pip && printf '#!/bin/sh\\nexec /opt/venv/bin/python "$@"\\n' >/usr/local/bin/python && chmod +x /usr/local/bin/python && chown -R shed: /opt/venv`,
+      // A user of the image's own, for remoteUser.
+      "RUN useradd -m -s /bin/bash dev",
       // Last: a new value builds only this layer again (the engine's layer cache keeps the ones above).
       "ARG GREETING=unset",
       'RUN echo "$GREETING" >/etc/greeting',
@@ -158,5 +162,30 @@ describe("devcontainer.json with build", () => {
     expect(shed.provision.hooks.install.state).toBe("succeeded");
     const ran = await cliOk(cli, ["exec", name, "--", "python", "-c", "import greeter; print(greeter.greet())"]);
     expect(ran.stdout).toBe("hello from greeter\n");
+  });
+
+  it("remoteUser a user the Dockerfile added: hooks, exec and ssh run as that user, with its home", async () => {
+    const name = uniqueName("dcdev");
+    const repo = makeGitRepo({
+      ".devcontainer/devcontainer.json": devcontainer('echo "$(id -un) $HOME" > /tmp/who', { remoteUser: "dev" }),
+      ...imageFiles(),
+    });
+    contextBinaries(repo);
+    const out = await cliOk(cli, ["create", name, "--repo", repo, "--no-sync"], { DC_GREETING: greeting });
+    // The step's line gives way to its warning (remoteUser), so the build's own output says it was reused.
+    expect(out.stderr).toContain("is already built from the same Dockerfile and context");
+    expect(await guestFile(name, "/tmp/who")).toBe("dev /home/dev\n");
+    const ran = await cliOk(cli, ["exec", name, "--", "sh", "-c", 'echo "$(id -un) $HOME"']);
+    expect(ran.stdout).toBe("dev /home/dev\n");
+    const host = readFileSync(join(cli.dir, "default_host"), "utf8").trim();
+    // Asynchronously: the server answering it runs in this process.
+    const ssh = await promisify(execFile)(
+      "ssh",
+      ["-F", join(cli.dir, "ssh_config"), "-T", "-l", name, host, "id -un"],
+      {
+        env: cli.env,
+      },
+    );
+    expect(ssh.stdout).toBe("dev\n");
   });
 });

@@ -222,6 +222,8 @@ describe("choosing the file", () => {
       makeGitRepo({
         ".devcontainer.json": JSON.stringify({
           remoteUser: "root",
+          // On the engine already: used as it is, never pulled.
+          image: "shed-base:latest",
           onCreateCommand: "id -un > /tmp/who",
           postStartCommand: "id -un > /tmp/who-start",
           postAttachCommand: "id -un > /tmp/who-attach",
@@ -234,6 +236,7 @@ describe("choosing the file", () => {
     expect(withRoot.stderr).toContain(
       "the credentials (and their sync on VMs), the repository's git credential store and /workspace stay user shed's",
     );
+    expect(withRoot.stderr).not.toContain("pulling");
     expect(await guestFile(asRoot, "/tmp/who")).toBe("root\n");
     expect(await guestFile(asRoot, "/tmp/who-start")).toBe("root\n");
     expect(await execOut(asRoot, ["sh", "-c", 'echo "$(id -un) $HOME"'])).toBe("root /root\n");
