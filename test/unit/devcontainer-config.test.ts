@@ -7,6 +7,7 @@ import { parseDevcontainer } from "../../src/config/devcontainer/parse.js";
 import { formatProblem } from "../../src/config/yaml-source.js";
 import { encodeStage, STAGE_RUNNER } from "../../src/guest/devcontainer-stage.js";
 import { devcontainerForCreate } from "../../src/lifecycle/devcontainer-create.js";
+import { shedCommandUser } from "../../src/lifecycle/devcontainer-user.js";
 
 const F = ".devcontainer/devcontainer.json";
 const ctx = { localEnv: { USER_NAME: "ada" }, localWorkspaceFolderBasename: "proj" };
@@ -202,5 +203,22 @@ describe("devcontainer.json at create", () => {
     expect(s.image).toBe("shed-base:latest");
     expect(dc.build).toBe(false);
     expect(dc.warnings[0]?.message).toContain("image and build are ignored on the qemu backend");
+  });
+});
+
+describe("the user a shed's commands run as", () => {
+  const plan = (extra: Record<string, string>) => ({
+    ...mapDevcontainer(parseDevcontainer("{}", F).config, F, ctx).plan,
+    ...extra,
+  });
+  it("is the remoteUser provisioning found in the image, root only when that is the file's", () => {
+    expect(shedCommandUser(plan({ remoteUser: "dev", hookUser: "dev" }))).toBe("dev");
+    expect(shedCommandUser(plan({ remoteUser: "root", hookUser: "root" }))).toBe("root");
+  });
+  it("is shed without a devcontainer.json, without remoteUser, when the image lacks it, or for a record made before", () => {
+    expect(shedCommandUser(undefined)).toBe("shed");
+    expect(shedCommandUser(plan({}))).toBe("shed");
+    expect(shedCommandUser(plan({ remoteUser: "vscode", hookUser: "" }))).toBe("shed");
+    expect(shedCommandUser(plan({ remoteUser: "root" }))).toBe("shed");
   });
 });
