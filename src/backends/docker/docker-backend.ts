@@ -2,9 +2,8 @@ import Docker from "dockerode";
 import type { CredentialConfig } from "../../config/server-config.js";
 import { ShedError } from "../../core/errors.js";
 import type { Warn } from "../../core/events.js";
-import { type Shed, type ShedStatus, shedBaseEnv, WORKSPACE } from "../../core/types.js";
+import type { Shed, ShedStatus } from "../../core/types.js";
 import type { GuestExec } from "../../guest/exec.js";
-import { HOOK_LOG_DIR } from "../../guest/hook-runner.js";
 import type {
   Backend,
   CellResult,
@@ -17,7 +16,8 @@ import type {
   StorageResult,
 } from "../backend.js";
 import { CAPABILITIES } from "../capabilities.js";
-import { planCredentials, refreshCredentials, setUpCredentials, stagingPath } from "./credentials.js";
+import { containerSpec } from "./container-spec.js";
+import { planCredentials, refreshCredentials, setUpCredentials } from "./credentials.js";
 import { backendError, dockerStatus, engineMessage } from "./docker-errors.js";
 import { DockerGuestExec } from "./docker-exec.js";
 import { buildDevcontainerImage } from "./image-build.js";
@@ -27,7 +27,7 @@ import { containerName, LABEL, volumeName } from "./naming.js";
 import { notOwnedError, type Owner, ownerOf } from "./ownership.js";
 import { waitForExec } from "./readiness.js";
 import { visibleShed } from "./shed-view.js";
-import { checkDockerSize, dockerLimits } from "./size.js";
+import { checkDockerSize } from "./size.js";
 
 /**
  * The Docker column of the seed's tables: a named volume (or a bind mount of
@@ -133,58 +133,9 @@ export class DockerBackend implements Backend {
   }
 
   private async createAndStart(spec: CreateSpec): Promise<CreatedHandle> {
-    const mounts: Docker.MountSettings[] = [
-      spec.localDir
-        ? { Type: "bind", Source: spec.localDir.path, Target: WORKSPACE }
-        : { Type: "volume", Source: volumeName(spec.name), Target: WORKSPACE },
-      // A source owned by uid 1000 is mounted at its target (live); any other is
-      // mounted read-only at its staging path and copied as user shed by the
-      // credential steps (credentials.ts).
-      ...planCredentials(spec.credentials, spec.localDir).map(
-        (c): Docker.MountSettings =>
-          c.mode === "direct"
-            ? { Type: "bind", Source: c.source, Target: c.target, ReadOnly: c.readonly }
-            : { Type: "bind", Source: c.source, Target: stagingPath(c), ReadOnly: true },
-      ),
-      // The hook logs live in a volume of their own (anonymous: it goes with the container), which
-      // the server can read on the engine's host: hook output is read from there, not relayed by exec.
-      {
-        Type: "volume",
-        Source: "",
-        Target: HOOK_LOG_DIR,
-        // Labelled, so a log volume left by a container removed without -v says whose it was.
-        VolumeOptions: {
-          NoCopy: false,
-          Labels: { ...this.ownLabels(spec.name), [LABEL.role]: "hook-logs" },
-          DriverConfig: { Name: "local", Options: {} },
-        },
-      },
-    ];
-    const labels: Record<string, string> = {
-      ...this.ownLabels(spec.name),
-      [LABEL.backend]: "docker",
-      [LABEL.image]: spec.image,
-      [LABEL.createdAt]: spec.createdAt,
-    };
-    if (spec.repoDisplay) labels[LABEL.repo] = spec.repoDisplay;
-    if (spec.localDir) labels[LABEL.localDir] = spec.localDir.path;
-    if (spec.size.cpus !== undefined) labels[LABEL.cpus] = String(spec.size.cpus);
-    if (spec.size.memoryMiB !== undefined) labels[LABEL.memoryMiB] = String(spec.size.memoryMiB);
-
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer({
-        name: containerName(spec.name),
-        Image: spec.image,
-        Hostname: spec.name,
-        // A shed lives until stopped, whatever the image's own command is; tini (Init) reaps zombies.
-        Entrypoint: [],
-        Cmd: ["sleep", "infinity"],
-        WorkingDir: WORKSPACE,
-        Env: Object.entries({ ...spec.env, ...shedBaseEnv(spec.name) }).map(([k, v]) => `${k}=${v}`),
-        Labels: labels,
-        HostConfig: { Init: true, Mounts: mounts, ...dockerLimits(spec.size) },
-      });
+      container = await this.docker.createContainer(containerSpec(spec, this.ownLabels(spec.name)));
     } catch (err) {
       if (dockerStatus(err) === 404 && /image/i.test(engineMessage(err))) {
         throw new ShedError("IMAGE_NOT_FOUND", `image ${JSON.stringify(spec.image)} is not on this server`, {
