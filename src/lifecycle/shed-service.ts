@@ -1,4 +1,3 @@
-import { rmSync } from "node:fs";
 import type { Backend } from "../backends/backend.js";
 import type { DevcontainerPlan } from "../config/devcontainer/map.js";
 import type { HookName } from "../config/provision-file.js";
@@ -17,8 +16,9 @@ import { shedCommandUser } from "./devcontainer-user.js";
 import { emptyMeta, type MetaStore, type OperationRecord, type ShedMeta } from "./meta-store.js";
 import { NameLock } from "./name-lock.js";
 import { HOOK_STEPS, PROVISION_STEPS, type ProvisionState, READ_PROVISION_STEP } from "./provision-steps.js";
-import { type Completion, clearedBy, finishedAtRestart, interruptedStatus } from "./recovery.js";
+import { type Completion, clearedBy, interruptedStatus } from "./recovery.js";
 import { type RunContext, START_STEPS, STOP_STEPS } from "./run-steps.js";
+import { settleOperation } from "./settle-operation.js";
 import { runSteps, type Step, StepFailure, type StepTracking } from "./steps.js";
 
 export interface ServiceDeps {
@@ -69,7 +69,7 @@ export class ShedService {
       }
       const deadline = req.timeout ? Date.now() + (tryParseDuration(req.timeout) ?? 0) : undefined;
       // What a create or delete of this name that the server was killed in left behind goes first, and is said.
-      const settled = await this.settle(prepared.spec.name);
+      const settled = await settleOperation(prepared.spec.name, this.deps);
       if (settled) emit({ type: "warning", step: "storage", message: settled });
       // A record left by a shed removed outside Shed must not leak into the new one. It is emptied, not
       // removed: it is what adopts a workspace volume kept by an older Shed without server ids.
@@ -136,7 +136,7 @@ export class ShedService {
     await this.locks.run(name, async () => {
       // No container, but a create or delete the server was killed in left something: finish that.
       if (!(await this.find(name)) && this.deps.meta.read(name).operation) {
-        const settled = await this.settle(name);
+        const settled = await settleOperation(name, this.deps);
         if (settled) {
           emit({ type: "warning", step: "remove", message: settled });
           return;
@@ -309,7 +309,10 @@ export class ShedService {
       const op = this.deps.meta.read(name).operation;
       if (!op) continue;
       try {
-        lines.push((await this.settle(name)) ?? `${name}: ${op.op} interrupted at step ${op.step}; shown by shed list`);
+        lines.push(
+          (await settleOperation(name, this.deps)) ??
+            `${name}: ${op.op} interrupted at step ${op.step}; shown by shed list`,
+        );
       } catch (err) {
         lines.push(
           `${name}: ${op.op} interrupted at step ${op.step}; finishing it failed: ${toShedError(err).message} (tried again at the next start, or by shed create/delete ${name})`,
@@ -317,43 +320,6 @@ export class ShedService {
       }
     }
     return lines;
-  }
-
-  /**
-   * Finishes the operation recorded as in progress on a name, when that needs
-   * no choice: a create killed before its container was usable is undone, a
-   * delete killed while removing is completed. Any other one is left as the
-   * interrupted state that `shed list` shows. Returns what was done.
-   */
-  private async settle(name: string): Promise<string | undefined> {
-    const meta = this.deps.meta.read(name);
-    const op = meta.operation;
-    if (!op) return undefined;
-    const backend = op.backend ? this.deps.backends.get(op.backend) : undefined;
-    // The API removes a create's bundle when the create ends; one the server died in is removed here.
-    const bundle = op.bundle ? this.deps.bundlePath(op.bundle) : undefined;
-    if (bundle) rmSync(bundle, { force: true });
-    if (backend && finishedAtRestart(op.op, op.step)) {
-      if (op.op === "create" && op.created_at) {
-        await backend.removeLeftovers(name, op.created_at);
-        this.deps.meta.remove(name);
-        return `create of ${name} was interrupted at step ${op.step} (shed-server stopped): what it had made is removed`;
-      }
-      if (op.op === "delete") {
-        const keep = op.keep_volume === true || op.local_dir === true;
-        if (!op.local_dir) {
-          if (op.keep_volume) this.deps.meta.markKept(name);
-          else this.deps.meta.unmarkKept(name);
-        }
-        await backend.remove(name, { keepVolume: keep });
-        this.deps.meta.remove(name);
-        return `delete of ${name} was interrupted at step remove (shed-server stopped): finished, ${keep ? "workspace kept" : "its workspace volume removed"}`;
-      }
-    }
-    this.deps.meta.update(name, (m) => {
-      delete m.operation;
-    });
-    return undefined;
   }
 
   private async find(name: string): Promise<{ shed: Shed; backend: Backend } | undefined> {
