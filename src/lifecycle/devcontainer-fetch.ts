@@ -38,8 +38,12 @@ export async function shallowCloneOnHost(remote: RepoRemote, signal: AbortSignal
       config.push("-c", `credential.helper=store --file ${store}`);
     }
     const dir = join(base, "repo");
+    // Only network transports: a URL the API was given must not make this host's own files (a path, file://,
+    // ext::) the checkout whose devcontainer.json runs and whose build context is sent to the engine.
     const clone = (shallow: string[]) =>
-      git([...config, "clone", "--quiet", ...shallow, "--no-tags", "--", remote.url, dir], signal, secrets);
+      git([...config, "clone", "--quiet", ...shallow, "--no-tags", "--", remote.url, dir], signal, secrets, undefined, {
+        GIT_ALLOW_PROTOCOL: "http:https:ssh:git",
+      });
     await clone(["--depth", "1"]).catch((err: Error) => {
       // git's dumb HTTP transport (and some servers) cannot do a shallow fetch: fetch it whole.
       if (!/shallow/i.test(err.message)) throw err;
@@ -67,13 +71,19 @@ export async function bundleCheckout(bundle: string, signal: AbortSignal): Promi
   }
 }
 
-function git(args: string[], signal: AbortSignal, secrets: string[], input?: string): Promise<void> {
+function git(
+  args: string[],
+  signal: AbortSignal,
+  secrets: string[],
+  input?: string,
+  extraEnv: Record<string, string> = {},
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn("git", args, {
       stdio: ["pipe", "ignore", "pipe"],
       signal,
       // No prompt on the server's terminal (the store sits in a folder only this user can read: mkdtemp, 0700).
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true", SSH_ASKPASS: "true" },
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true", SSH_ASKPASS: "true", ...extraEnv },
     });
     let err = "";
     child.stderr.on("data", (b: Buffer) => {

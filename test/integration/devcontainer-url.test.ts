@@ -1,10 +1,14 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliUser, cliOk } from "../helpers/cli.js";
+import { type CliUser, cliOk, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { docker, dockerExec } from "../helpers/docker.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { guestFile, waitFor } from "../helpers/provision.js";
+import { parseSse, type TestServer } from "../helpers/server.js";
 
 /**
  * devcontainer.json of a repo URL (issue 13): the server fetches the
@@ -56,8 +60,10 @@ git -C /srv/app.git update-server-info
 exec perl -e "$1"`;
 
 let cli: CliUser;
+let server: TestServer;
 let helper: { id: string; ip: string; name: string };
-useCliServer((_s, user) => {
+useCliServer((s, user) => {
+  server = s;
   cli = user;
 });
 
@@ -93,5 +99,39 @@ describe("a repo URL with a devcontainer.json", () => {
     expect(await guestFile(name, "/tmp/url-oncreate")).toBe("onCreate saw FROM_URL_FILE=yes\n");
     expect((await cliOk(cli, ["exec", name, "--", "printenv", "BASENAME"])).stdout).toBe("app\n");
     expect(`${out.stdout}${out.stderr}`).not.toContain(TOKEN);
+  });
+});
+
+describe("a repository on the server's own disk", () => {
+  it("is never read for devcontainer.json: only network transports are fetched on the host", async () => {
+    const marker = `/tmp/host-read-${randomBytes(4).toString("hex")}`;
+    // Owned by this (the server's) user, as a repository of the host's own would be.
+    const dir = tempDir("dchost");
+    mkdirSync(join(dir, ".devcontainer"));
+    writeFileSync(
+      join(dir, ".devcontainer", "devcontainer.json"),
+      JSON.stringify({ onCreateCommand: `touch ${marker}` }),
+    );
+    const git = (...args: string[]) => {
+      const r = spawnSync("git", ["-C", dir, ...args], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    git("init", "-q", "-b", "main");
+    git("add", "-A");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "host");
+    for (const repo of [dir, `file://${dir}`]) {
+      const name = uniqueName("dchost");
+      const res = await server.api(
+        "POST",
+        "/api/sheds",
+        { name, repo, devcontainer_lookup: {} },
+        { accept: "text/event-stream" },
+      );
+      const events = parseSse(res.body as string);
+      const warnings = events.filter((e) => e.type === "warning").map((e) => String(e.message));
+      expect(warnings.join("\n"), JSON.stringify(events)).toMatch(/could not fetch the repository on the server/);
+      expect(JSON.stringify(events)).not.toContain("onCreateCommand");
+      expect((await dockerExec(name, ["test", "-e", marker])).code).not.toBe(0);
+    }
   });
 });
