@@ -1,6 +1,7 @@
 import { posix } from "node:path";
 import { z } from "zod";
-import { durationString, tryParseDuration } from "../core/duration.js";
+import { tryParseDuration } from "../core/duration.js";
+import { durationString } from "../core/duration-schema.js";
 import { type ConfigProblem, formatProblem, parseYamlWithSchema } from "./yaml-source.js";
 
 /**

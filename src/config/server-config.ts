@@ -1,7 +1,8 @@
 import { homedir, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { durationString, tryParseDuration } from "../core/duration.js";
+import { tryParseDuration } from "../core/duration.js";
+import { durationString } from "../core/duration-schema.js";
 import { parseSubnetCidr } from "../core/ipv4.js";
 import { sizeField, tryParseSize } from "../core/size.js";
 import { BACKENDS, type BackendName } from "../core/types.js";

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { ShedError } from "./errors.js";
 import { quote } from "./quote.js";
 
@@ -27,12 +26,6 @@ export function durationProblem(text: string): string | undefined {
   if (ms > MAX_DURATION_MS) return `longer than the maximum of ${MAX_DURATION_TEXT} (168h)`;
   return undefined;
 }
-
-/** A duration field of a config file or request body; the issue says whether it is malformed or too long. */
-export const durationString = z.string().superRefine((s, ctx) => {
-  const problem = durationProblem(s);
-  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-});
 
 export function parseDuration(text: string, what: string): number {
   const ms = tryParseDuration(text);

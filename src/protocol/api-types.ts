@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { durationString } from "../core/duration.js";
+import { durationString } from "../core/duration-schema.js";
 import { BACKENDS, type Shed } from "../core/types.js";
 
 /** Bodies of the HTTP API, validated on the server with the same schemas the CLI is typed by. */
