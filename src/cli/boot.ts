@@ -52,6 +52,14 @@ function load(bundle: Bundle): Record<string, unknown> {
   return mod.exports;
 }
 
+// bin/shed kept NODE_EXTRA_CA_CERTS from this process (it trusts pinned certificates only); the
+// processes the CLI starts get the user's value back.
+const savedCaCerts = process.env.SHED_NODE_EXTRA_CA_CERTS;
+if (savedCaCerts !== undefined) {
+  process.env.NODE_EXTRA_CA_CERTS = savedCaCerts;
+  delete process.env.SHED_NODE_EXTRA_CA_CERTS;
+}
+
 const quick = quickCommand(process.argv.slice(2));
 if (quick?.command === "version") process.stdout.write(versionOutput(quick.json));
 else if (quick) {

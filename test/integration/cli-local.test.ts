@@ -53,12 +53,20 @@ describe("shed version", () => {
 describe("local server on demand", () => {
   test("with no server configured, shed list starts a local shed-server in the background and uses it", async () => {
     const [httpPort, sshPort] = [await freePort(), await freePort()];
-    const u = newCliUser({ SHED_LOCAL_HTTP_PORT: String(httpPort), SHED_LOCAL_SSH_PORT: String(sshPort) });
+    // A CA file that cannot be read: Node warns about it in every process that reads it at start-up.
+    const u = newCliUser({
+      SHED_LOCAL_HTTP_PORT: String(httpPort),
+      SHED_LOCAL_SSH_PORT: String(sshPort),
+      NODE_EXTRA_CA_CERTS: join(REPO_ROOT, "no-such-ca.pem"),
+    });
     writeFileSync(u.configFile, "");
     const pidFile = join(u.dir, "local-server.pid");
     try {
       const first = await cliOk(u, ["list"]);
       expect(first.stderr).toContain("starting a local shed-server");
+      // The CLI skipped the CA file (it trusts pinned certificates only); the server it started was given it.
+      expect(first.stderr).not.toContain("no-such-ca.pem");
+      expect(readFileSync(join(u.dir, "local-server.log"), "utf8")).toContain("no-such-ca.pem");
       expect(existsSync(pidFile)).toBe(true);
       const pid = Number(readFileSync(pidFile, "utf8").trim());
       localServerPids.push(pid);
