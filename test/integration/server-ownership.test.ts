@@ -5,6 +5,7 @@ import { emptyMeta } from "../../src/lifecycle/meta-store.js";
 import { type CliUser, show, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { docker } from "../helpers/docker.js";
+import { earlierVersionShed } from "../helpers/earlier-shed.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -67,41 +68,7 @@ async function plainContainer(containerName: string): Promise<string> {
  * command. Returns the container's id.
  */
 async function oldVersionShed(name: string): Promise<string> {
-  const managed = { "dev.shed.managed": "true", "dev.shed.name": name };
-  await docker.createVolume({ Name: `shed-${name}-workspace`, Labels: managed });
-  const c = await docker.createContainer({
-    name: `shed-${name}`,
-    Image: "shed-base:latest",
-    Hostname: name,
-    Entrypoint: [],
-    Cmd: ["sleep", "infinity"],
-    WorkingDir: "/workspace",
-    Env: ["SHED_CONTAINER=true", `SHED_NAME=${name}`, "SHED_WORKSPACE=/workspace"],
-    Labels: {
-      ...managed,
-      "dev.shed.backend": "docker",
-      "dev.shed.image": "shed-base:latest",
-      "dev.shed.created-at": new Date().toISOString(),
-    },
-    HostConfig: {
-      Init: true,
-      Mounts: [
-        { Type: "volume", Source: `shed-${name}-workspace`, Target: "/workspace" },
-        {
-          Type: "volume",
-          Source: "",
-          Target: "/var/log/shed",
-          VolumeOptions: {
-            NoCopy: false,
-            Labels: { ...managed, "dev.shed.role": "hook-logs" },
-            DriverConfig: { Name: "local", Options: {} },
-          },
-        },
-      ],
-    },
-  });
-  await c.start();
-  return c.id;
+  return earlierVersionShed(name, { "dev.shed.managed": "true", "dev.shed.name": name });
 }
 
 /** The record the previous version wrote for a shed it created (what adopts the shed after the upgrade). */

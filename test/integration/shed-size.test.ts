@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type CliUser, cliOk, json, show } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { containerExists, docker, dockerExec, volumeExists } from "../helpers/docker.js";
+import { earlierVersionShed } from "../helpers/earlier-shed.js";
 import { uniqueName } from "../helpers/names.js";
 import type { TestServer } from "../helpers/server.js";
 
@@ -142,43 +143,7 @@ describe("a shed made before sizes were recorded", () => {
     const serverId = readFileSync(join(server.dir, "data", "server_id"), "utf8").trim();
     // The previous version's label set: its server id, no dev.shed.cpus / dev.shed.memory-mib.
     const own = { "dev.shed.managed": "true", "dev.shed.name": name, "dev.shed.server-id": serverId };
-    const createdAt = new Date().toISOString();
-    await docker.createVolume({
-      Name: `shed-${name}-workspace`,
-      Labels: { ...own, "dev.shed.created-at": createdAt },
-    });
-    const c = await docker.createContainer({
-      name: `shed-${name}`,
-      Image: "shed-base:latest",
-      Hostname: name,
-      Entrypoint: [],
-      Cmd: ["sleep", "infinity"],
-      WorkingDir: "/workspace",
-      Env: ["SHED_CONTAINER=true", `SHED_NAME=${name}`, "SHED_WORKSPACE=/workspace"],
-      Labels: {
-        ...own,
-        "dev.shed.backend": "docker",
-        "dev.shed.image": "shed-base:latest",
-        "dev.shed.created-at": createdAt,
-      },
-      HostConfig: {
-        Init: true,
-        Mounts: [
-          { Type: "volume", Source: `shed-${name}-workspace`, Target: "/workspace" },
-          {
-            Type: "volume",
-            Source: "",
-            Target: "/var/log/shed",
-            VolumeOptions: {
-              NoCopy: false,
-              Labels: { ...own, "dev.shed.role": "hook-logs" },
-              DriverConfig: { Name: "local", Options: {} },
-            },
-          },
-        ],
-      },
-    });
-    await c.start();
+    await earlierVersionShed(name, own, { volumeCreatedAt: true });
 
     expect(await listRow(name)).toMatchObject({ CPUS: "-", MEMORY: "-" });
     expect(await listedJson(name)).toMatchObject({ name, status: "running", owner: "this_server" });
