@@ -7,6 +7,7 @@ import { GIT_CREDENTIALS_DIR, GIT_CREDENTIALS_FILE } from "../../src/guest/git-c
 import { type CliUser, cliOk, json, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { docker, dockerExec } from "../helpers/docker.js";
+import { HTTP_SERVER } from "../helpers/git-http-server.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { guestFile, op, outputOf, resultOf, stepEnd, waitFor, warningsOf } from "../helpers/provision.js";
 import type { TestServer } from "../helpers/server.js";
@@ -35,34 +36,6 @@ const FORMS = [
 function expectNoToken(text: string, where: string): void {
   for (const form of FORMS) expect(text.includes(form), `${where} contains the token (${form})`).toBe(false);
 }
-
-/**
- * $1 "hang" or "serve". A request without the right Basic credentials gets a
- * 401 (that is how git learns it must ask its credential helper). With them,
- * "hang" writes /tmp/authed and never answers; "serve" sends the file under
- * /srv. Files only, no CGI: git's dumb HTTP protocol.
- */
-const HTTP_SERVER = String.raw`
-use strict; use warnings; use IO::Socket::INET;
-my $mode = $ARGV[0]; my $want = "Basic $ENV{EXPECT_AUTH}";
-my $srv = IO::Socket::INET->new(LocalPort => 8080, Listen => 32, ReuseAddr => 1) or die "listen: $!";
-open(my $r, ">", "/tmp/ready") or die; close $r;
-my @held;
-sub reply { my ($c, $status, $body, @h) = @_; print $c join("\r\n", "HTTP/1.1 $status", @h, "Content-Length: " . length($body), "Connection: close", "", "") . $body; close $c; }
-while (my $c = $srv->accept) {
-  binmode $c;
-  my $line = <$c>; next unless defined $line;
-  my %h;
-  while (my $l = <$c>) { $l =~ s/\r?\n\z//; last if $l eq ""; my ($k, $v) = split /:\s*/, $l, 2; $h{lc $k} = $v; }
-  my (undef, $target) = split / /, $line;
-  if (($h{authorization} // "") ne $want) { reply($c, "401 Unauthorized", "", "WWW-Authenticate: Basic realm=\"shed-test\""); next; }
-  if ($mode eq "hang") { open(my $m, ">", "/tmp/authed") or die; print $m $target; close $m; push @held, $c; next; }
-  (my $path = $target) =~ s/\?.*//s;
-  my $file = "/srv$path";
-  if ($path =~ /\.\./ || !-f $file) { reply($c, "404 Not Found", ""); next; }
-  open(my $f, "<:raw", $file) or die; my $body = do { local $/; <$f> }; close $f;
-  reply($c, "200 OK", $body, "Content-Type: application/octet-stream");
-}`;
 
 /** A bare repository with one commit, made servable over dumb HTTP; then the server. */
 const SERVE_SETUP = `set -e

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliUser, cliOk, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { docker, dockerExec } from "../helpers/docker.js";
+import { HTTP_SERVER } from "../helpers/git-http-server.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { guestFile, waitFor } from "../helpers/provision.js";
 import { parseSse, type TestServer } from "../helpers/server.js";
@@ -22,26 +23,6 @@ import { parseSse, type TestServer } from "../helpers/server.js";
 const TOKEN = `tok-${randomBytes(6).toString("hex")}`;
 const BASIC = Buffer.from(`x-access-token:${TOKEN}`).toString("base64");
 
-const HTTP_SERVER = String.raw`
-use strict; use warnings; use IO::Socket::INET;
-my $want = "Basic $ENV{EXPECT_AUTH}";
-my $srv = IO::Socket::INET->new(LocalPort => 8080, Listen => 32, ReuseAddr => 1) or die "listen: $!";
-open(my $r, ">", "/tmp/ready") or die; close $r;
-sub reply { my ($c, $status, $body, @h) = @_; print $c join("\r\n", "HTTP/1.1 $status", @h, "Content-Length: " . length($body), "Connection: close", "", "") . $body; close $c; }
-while (my $c = $srv->accept) {
-  binmode $c;
-  my $line = <$c>; next unless defined $line;
-  my %h;
-  while (my $l = <$c>) { $l =~ s/\r?\n\z//; last if $l eq ""; my ($k, $v) = split /:\s*/, $l, 2; $h{lc $k} = $v; }
-  my (undef, $target) = split / /, $line;
-  if (($h{authorization} // "") ne $want) { reply($c, "401 Unauthorized", "", "WWW-Authenticate: Basic realm=\"shed-test\""); next; }
-  (my $path = $target) =~ s/\?.*//s;
-  my $file = "/srv$path";
-  if ($path =~ /\.\./ || !-f $file) { reply($c, "404 Not Found", ""); next; }
-  open(my $f, "<:raw", $file) or die; my $body = do { local $/; <$f> }; close $f;
-  reply($c, "200 OK", $body, "Content-Type: application/octet-stream");
-}`;
-
 const DEVCONTAINER = `{
   // Read on the server's host before the shed exists: containerEnv is on the container from its start.
   "containerEnv": { "FROM_URL_FILE": "yes" },
@@ -57,7 +38,7 @@ printf '%s' "$2" > .devcontainer/devcontainer.json && git add -A
 git -c user.email=t@example.com -c user.name=t commit -qm 'devcontainer'
 git clone -q --bare /srv/src /srv/app.git
 git -C /srv/app.git update-server-info
-exec perl -e "$1"`;
+exec perl -e "$1" serve`;
 
 let cli: CliUser;
 let server: TestServer;
