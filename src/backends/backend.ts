@@ -2,6 +2,7 @@ import type { CredentialConfig } from "../config/server-config.js";
 import type { Warn } from "../core/events.js";
 import type { BackendName, Shed } from "../core/types.js";
 import type { GuestExec } from "../guest/exec.js";
+import type { GuestUser } from "../guest/guest-user.js";
 import type { BackendCapabilities } from "./capabilities.js";
 
 /** A --local-dir as the server checked it (src/lifecycle/local-dir-policy.ts), before anything was made. */
@@ -33,6 +34,12 @@ export interface CreateSpec {
   createdAt: string;
   /** What the create asked for (checked: whole numbers, at least 1, within the host); unset ones take the backend's default. */
   size: RequestedSize;
+  /**
+   * devcontainer.json's remoteUser (else containerUser) when it is not shed:
+   * the credentials are that user's if the image has it, which is known only
+   * once the guest runs (Docker then copies every credential, mounting none live).
+   */
+  remoteUser?: string;
 }
 
 /** `shed create --cpus N --memory MiB --disk GiB`. */
@@ -108,15 +115,25 @@ export interface Backend {
   removeCreated(handle: CreatedHandle): Promise<void>;
   /** Create step 3 (fatal): the --local-dir at /workspace, user shed given its owner's uid. */
   mountLocalDir(spec: CreateSpec & { localDir: CheckedLocalDir }, warn: Warn): Promise<CellResult>;
-  /** Create step 4: the configured credentials in the guest. One failure is one warning. */
-  setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult>;
+  /**
+   * Create step 4: the configured credentials in the guest, for `user` (shed,
+   * or the remoteUser the image has: targets under /home/shed move to its
+   * home; the VM backends keep them user shed's, their image has no other
+   * user). One failure is one warning.
+   */
+  setUpCredentials(spec: CreateSpec, user: GuestUser, warn: Warn): Promise<CellResult>;
 
   /** Start step 1 for an existing, stopped shed; returns once it is ready, as boot does. */
   start(name: string): Promise<void>;
   /** Start step 2 (fatal): the --local-dir again, where mounts do not outlive a stop. */
   remountLocalDir(shed: Shed): Promise<CellResult>;
   /** Start step 3: credentials again, where the guest does not keep them live. */
-  refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult>;
+  refreshCredentials(
+    shed: Shed,
+    credentials: readonly CredentialConfig[],
+    user: GuestUser,
+    warn: Warn,
+  ): Promise<CellResult>;
 
   /** Stop step 2: lets the guest's in-flight operations finish (up to timeoutMs) before the power goes. */
   drain(name: string, timeoutMs: number): Promise<CellResult>;

@@ -6,6 +6,7 @@ import { credentialSecrets, displayRemote, type RepoRemote } from "../core/repo-
 import { WORKSPACE } from "../core/types.js";
 import { type GuestExec, runCollect } from "./exec.js";
 import { cloneConfigArgs, storeGitCredentials, useStoredCredentials } from "./git-credentials.js";
+import { asUser, type GuestUser } from "./guest-user.js";
 import { forwardText, TailBuffer } from "./lines.js";
 
 /** Where the workspace's code comes from. */
@@ -56,25 +57,27 @@ exit 0`;
 
 const KEPT_FILES = "the workspace already has files (kept from an earlier shed); not cloned over them";
 
-/** Seed create step 5: git clone into /workspace as user shed. */
+/** Seed create step 5: git clone into /workspace as the shed's user (shed, or the remoteUser). */
 export async function cloneRepo(
   guest: GuestExec,
+  user: GuestUser,
   source: RepoSource,
   env: Record<string, string>,
   io: CloneIO,
 ): Promise<CloneOutcome> {
   const cloneEnv = { ...env, GIT_TERMINAL_PROMPT: "0", GIT_SSH_COMMAND: "ssh -o BatchMode=yes" };
+  guest = asUser(guest, user);
 
   if (source.kind === "url") {
     // The URL has no credentials, so it may be an argument; the token is in the store, read by git's helper.
     const { credentials } = source;
     const shown = displayRemote(source);
-    if (credentials) await storeGitCredentials(guest, source.url, credentials);
+    if (credentials) await storeGitCredentials(guest, user, source.url, credentials);
     let cloned = false;
     try {
       cloned = await runClone(
         guest,
-        [source.url, "", "keep", "", ...(credentials ? cloneConfigArgs() : [])],
+        [source.url, "", "keep", "", ...(credentials ? cloneConfigArgs(user) : [])],
         undefined,
         cloneEnv,
         io,
@@ -82,7 +85,8 @@ export async function cloneRepo(
       );
     } finally {
       // No checkout uses the token: it does not stay behind in the shed.
-      if (credentials && !cloned) await storeGitCredentials(guest, source.url, credentials, "erase").catch(() => {});
+      if (credentials && !cloned)
+        await storeGitCredentials(guest, user, source.url, credentials, "erase").catch(() => {});
     }
     return cloned ? { cloned: true, message: `cloned ${shown}` } : { cloned: false, reason: KEPT_FILES };
   }
@@ -100,8 +104,8 @@ export async function cloneRepo(
     if (!cloned) return { cloned: false, reason: KEPT_FILES };
     // The local checkout's origin had a token: it goes to the store like a cloned URL's, so pull works as it did there.
     if (origin?.credentials) {
-      await storeGitCredentials(guest, origin.url, origin.credentials);
-      await useStoredCredentials(guest, WORKSPACE);
+      await storeGitCredentials(guest, user, origin.url, origin.credentials);
+      await useStoredCredentials(guest, user, WORKSPACE);
     }
   } catch (err) {
     // The script removes the bundle when it ends, failed or not; one cut off (a timeout) or that could not

@@ -2,7 +2,9 @@ import type { Backend, CreatedHandle, CreateSpec, StorageResult } from "../backe
 import type { CredentialConfig } from "../config/server-config.js";
 import { shedBaseEnv } from "../core/types.js";
 import { cloneRepo, type RepoSource } from "../guest/clone.js";
+import type { GuestUser } from "../guest/guest-user.js";
 import { DEVCONTAINER_STEP, type DevcontainerAtCreate } from "./devcontainer-create.js";
+import { userAtCreate } from "./devcontainer-user.js";
 import {
   INSTALL_STEP,
   PATH_CAPTURE_STEP,
@@ -25,6 +27,18 @@ export interface CreateContext {
   devcontainer?: DevcontainerAtCreate;
   /** A repo URL whose devcontainer.json the server reads from a shallow fetch on its host. */
   devcontainerLookup?: { name?: string; imageGiven: boolean };
+  /** Whose the shed's work is (shed, or the file's remoteUser); looked up once the guest runs. */
+  user?: GuestUser;
+}
+
+/** The shed's user, looked up once (before the credentials step needs it). */
+async function shedUser(ctx: CreateContext): Promise<GuestUser> {
+  ctx.user ??= await userAtCreate(
+    ctx.backend.guest(ctx.spec.name),
+    ctx.devcontainer?.plan,
+    ctx.spec.localDir !== undefined,
+  );
+  return ctx.user;
 }
 
 /** The seed's Create Sequence, steps 1-8 (step 9, auto-sync, runs in the CLI). */
@@ -86,7 +100,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
           `create ${c.source} on the server or remove credentials.${c.name} from its config`,
         );
       }
-      return ctx.backend.setUpCredentials(ctx.spec, io.warn);
+      return ctx.backend.setUpCredentials(ctx.spec, await shedUser(ctx), io.warn);
     },
   },
   {
@@ -95,12 +109,13 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     fatal: false,
     async run(ctx, io) {
       if (ctx.spec.localDir) return { outcome: "skipped", reason: "--local-dir: the directory is the workspace" };
+      const user = await shedUser(ctx);
       if (!ctx.repo) {
         // Nothing was cloned into a new volume: no provision file to look for.
         ctx.prov.workspaceEmpty = ctx.storage?.reused !== true;
         return { outcome: "skipped", reason: "no --repo" };
       }
-      const result = await cloneRepo(ctx.backend.guest(ctx.spec.name), ctx.repo, shedBaseEnv(ctx.spec.name), io);
+      const result = await cloneRepo(ctx.backend.guest(ctx.spec.name), user, ctx.repo, shedBaseEnv(ctx.spec.name), io);
       return result.cloned
         ? { outcome: "done", message: result.message }
         : { outcome: "skipped", reason: result.reason };

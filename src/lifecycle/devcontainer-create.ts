@@ -10,6 +10,7 @@ import type { RepoRemote } from "../core/repo-url.js";
 import type { CreateShedRequest } from "../protocol/api-types.js";
 import type { CreateContext } from "./create-steps.js";
 import { bundleCheckout, type HostCheckout, shallowCloneOnHost } from "./devcontainer-fetch.js";
+import { wantedUser } from "./devcontainer-user.js";
 import type { Step, StepIO } from "./steps.js";
 
 export interface DevcontainerAtCreate {
@@ -59,12 +60,16 @@ export function devcontainerForCreate(
   }
   const build = runsImages && !imageGiven && plan.build !== undefined;
   if (Object.keys(plan.containerEnv).length) spec.env = { ...spec.env, ...plan.containerEnv };
-  const user = plan.remoteUser ?? plan.containerUser;
-  if (user && user !== "shed") {
-    all.push({
-      message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: the lifecycle commands, shed exec, console, attach, SSH sessions and postAttachCommand run as that user when the image has it; the credentials (and their sync on VMs), the repository's git credential store and /workspace stay user shed's`,
-      hint: "give that user access in the image (sudo, or group shed), or leave remoteUser out to run everything as shed",
-    });
+  const user = wantedUser(plan);
+  if (user) {
+    // The credentials become that user's (copies in its home), once the guest shows it has the user.
+    spec.remoteUser = user;
+    if (spec.localDir) {
+      all.push({
+        message: `${req.path}: remoteUser/containerUser ${JSON.stringify(user)}: the --local-dir stays its owner's (user shed takes the owner's uid), so that user writes in /workspace only if the directory lets it`,
+        hint: "leave out --local-dir (the repository is cloned as that user), or give the user the directory owner's uid in the image",
+      });
+    }
   }
   plan.warnings = all.map((w) => w.message);
   return { plan, warnings: all, build };

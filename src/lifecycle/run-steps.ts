@@ -1,6 +1,7 @@
 import type { Backend } from "../backends/backend.js";
 import type { ServerConfig } from "../config/server-config.js";
 import type { Shed } from "../core/types.js";
+import { userAtStart } from "./devcontainer-user.js";
 import { type ProvisionState, READ_PROVISION_STEP, SHUTDOWN_STEP, STARTUP_STEP } from "./provision-steps.js";
 import type { Step } from "./steps.js";
 
@@ -36,7 +37,8 @@ export const START_STEPS: readonly Step<RunContext>[] = [
     title: "Credential refresh",
     fatal: false,
     async run(ctx, io) {
-      return ctx.backend.refreshCredentials(ctx.shed, ctx.config.credentials, io.warn);
+      const user = await userAtStart(ctx.prov.guest, ctx.prov.meta.read(ctx.shed.name).devcontainer);
+      return ctx.backend.refreshCredentials(ctx.shed, ctx.config.credentials, user, io.warn);
     },
   },
   READ_PROVISION_STEP,

@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { GIT_CREDENTIALS_DIR, GIT_CREDENTIALS_FILE } from "../../src/guest/git-credentials.js";
+import { gitCredentialsDir, gitCredentialsFile } from "../../src/guest/git-credentials.js";
+import { SHED_USER } from "../../src/guest/guest-user.js";
 import { type CliUser, cliOk, json, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { docker, dockerExec } from "../helpers/docker.js";
@@ -11,6 +12,9 @@ import { HTTP_SERVER } from "../helpers/git-http-server.js";
 import { RUN_PREFIX, uniqueName } from "../helpers/names.js";
 import { guestFile, op, outputOf, resultOf, stepEnd, waitFor, warningsOf } from "../helpers/provision.js";
 import type { TestServer } from "../helpers/server.js";
+
+const GIT_CREDENTIALS_DIR = gitCredentialsDir(SHED_USER);
+const GIT_CREDENTIALS_FILE = gitCredentialsFile(SHED_USER);
 
 /**
  * A repository token never reaches a command line, in the shed or on the

@@ -230,11 +230,9 @@ describe("choosing the file", () => {
         }),
       }),
     );
-    expect(withRoot.stderr).toContain(
-      'remoteUser/containerUser "root": the lifecycle commands, shed exec, console, attach, SSH sessions and postAttachCommand run as that user',
-    );
-    expect(withRoot.stderr).toContain(
-      "the credentials (and their sync on VMs), the repository's git credential store and /workspace stay user shed's",
+    // The clone is that user's too (the new workspace was handed to it first).
+    expect(await execOut(asRoot, ["stat", "-c", "%U", "/workspace", "/workspace/.devcontainer.json"])).toBe(
+      "root\nroot\n",
     );
     expect(withRoot.stderr).not.toContain("pulling");
     expect(await guestFile(asRoot, "/tmp/who")).toBe("root\n");

@@ -20,7 +20,7 @@ export function containerSpec(spec: CreateSpec, own: Record<string, string>): Do
     // A source owned by uid 1000 is mounted at its target (live); any other is
     // mounted read-only at its staging path and copied as user shed by the
     // credential steps (credentials.ts).
-    ...planCredentials(spec.credentials, spec.localDir).map(
+    ...planCredentials(spec.credentials, spec).map(
       (c): Docker.MountSettings =>
         c.mode === "direct"
           ? { Type: "bind", Source: c.source, Target: c.target, ReadOnly: c.readonly }

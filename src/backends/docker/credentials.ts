@@ -1,7 +1,9 @@
 import { statSync } from "node:fs";
 import type { CredentialConfig } from "../../config/server-config.js";
 import type { Warn } from "../../core/events.js";
+import { GUEST_USER } from "../../core/types.js";
 import { commandFailure, type GuestExec, runCollect } from "../../guest/exec.js";
+import { type GuestUser, underHome } from "../../guest/guest-user.js";
 import { knownHostsNote } from "../../guest/known-hosts-seed.js";
 import { DEFAULT_GUEST_UID } from "../../guest/shed-user.js";
 
@@ -18,6 +20,8 @@ import { DEFAULT_GUEST_UID } from "../../guest/shed-user.js";
  * - "copy": any other owner, or any `exclude`. The source is bind-mounted read-only at
  *   /run/shed-credentials/<name> (the staging path) and copied to its target
  *   as root, keeping modes, owned by shed:shed, leaving out `exclude` patterns;
+ *   with a devcontainer.json's remoteUser, every credential is a copy, owned
+ *   by that user, its target moved from /home/shed to that user's home;
  *   `readonly` takes every w bit off the copy. The copy is made at create and
  *   made again on every start (not live: edits on the host show after a
  *   restart, edits in the shed are not written back).
@@ -45,9 +49,13 @@ export function stagingPath(c: { name: string }): string {
  */
 export function planCredentials(
   present: readonly CredentialConfig[],
-  localDir: { uid: number } | undefined,
+  spec: { localDir?: { uid: number } | undefined; remoteUser?: string | undefined },
 ): PlannedCredential[] {
+  const { localDir } = spec;
   const guestUid = localDir && localDir.uid !== 0 ? localDir.uid : DEFAULT_GUEST_UID;
+  // A devcontainer.json's remoteUser gets copies in its own home, owned by it: where that is (and
+  // whether the image has the user) is known only once the container runs, after the mounts are made.
+  if (spec.remoteUser !== undefined) return present.map((c) => ({ ...c, mode: "copy" }));
   return present.map((c) => {
     let uid = -1;
     try {
@@ -61,19 +69,21 @@ export function planCredentials(
 }
 
 /**
- * $1 staging path, $2 target, $3 "1" for readonly, then exclude patterns.
+ * $1 staging path, $2 target, $3 "1" for readonly, $4 the owner (shed, or a
+ * devcontainer.json's remoteUser), then exclude patterns.
  * Exit 4: nothing is staged under that name (a direct credential, or one
  * configured after the shed was made).
  */
 const COPY_SCRIPT = `set -eu -o pipefail
-src=$1 dst=$2 ro=$3
-shift 3
+src=$1 dst=$2 ro=$3 owner=$4
+shift 4
 [ -e "$src" ] || exit 4
+uid=$(id -u -- "$owner") gid=$(id -g -- "$owner")
 mkparents() {
   [ -e "$1" ] && return 0
   mkparents "$(dirname -- "$1")"
   mkdir -- "$1"
-  chown shed:shed -- "$1"
+  chown "$uid:$gid" -- "$1"
 }
 mkparents "$(dirname -- "$dst")"
 if [ -d "$src" ]; then
@@ -81,13 +91,13 @@ if [ -d "$src" ]; then
   n=$#
   while [ "$n" -gt 0 ]; do set -- "$@" "--exclude=$1"; shift; n=$((n - 1)); done
   mkdir -p -- "$dst"
-  # User shed's ids as the guest has them now (a --local-dir shed's user has its directory owner's).
-  tar -C "$src" --owner="$(id -u shed)" --group="$(id -g shed)" --numeric-owner "$@" -cf - . | tar -C "$dst" -xpf -
+  # The owner's ids as the guest has them now (a --local-dir shed's user has its directory owner's).
+  tar -C "$src" --owner="$uid" --group="$gid" --numeric-owner "$@" -cf - . | tar -C "$dst" -xpf -
 else
   if [ -d "$dst" ]; then echo "$dst is a directory but the source is a file" >&2; exit 1; fi
   tmp="$dst.shed-copy"
   cp -p -- "$src" "$tmp"
-  chown shed:shed -- "$tmp"
+  chown "$uid:$gid" -- "$tmp"
   mv -f -- "$tmp" "$dst"
 fi
 if [ "$ro" = 1 ]; then chmod -R a-w -- "$dst"; fi`;
@@ -105,8 +115,12 @@ const FIX_PARENTS_SCRIPT = `for t in "$@"; do
 done
 exit 0`;
 
-/** Copies one staged credential to its target; false when nothing is staged under its name. */
-export async function copyCredential(guest: GuestExec, c: CredentialConfig): Promise<boolean> {
+/**
+ * Copies one staged credential to its target, moved from /home/shed to the
+ * user's home, owned by the user; false when nothing is staged under its name.
+ */
+export async function copyCredential(guest: GuestExec, c: CredentialConfig, user: GuestUser): Promise<boolean> {
+  const target = underHome(c.target, user);
   const r = await runCollect(guest, {
     argv: [
       "bash",
@@ -114,25 +128,34 @@ export async function copyCredential(guest: GuestExec, c: CredentialConfig): Pro
       COPY_SCRIPT,
       "shed-credential",
       stagingPath(c),
-      c.target,
+      target,
       c.readonly ? "1" : "0",
+      user.name,
       ...c.exclude,
     ],
     user: "root",
   });
   if (r.exitCode === 4) return false;
-  if (r.exitCode !== 0) throw commandFailure(`credential ${c.name}: copy to ${c.target}`, r.stderr, r.exitCode);
+  if (r.exitCode !== 0) throw commandFailure(`credential ${c.name}: copy to ${target}`, r.stderr, r.exitCode);
   return true;
 }
 
 /** Create step 4 on a bind-mount backend: copies, parent ownership, known_hosts. One failure is one warning. */
-export async function setUpCredentials(guest: GuestExec, creds: readonly PlannedCredential[], warn: Warn) {
+export async function setUpCredentials(
+  guest: GuestExec,
+  creds: readonly PlannedCredential[],
+  user: GuestUser,
+  warn: Warn,
+) {
   const direct = creds.filter((c) => c.mode === "direct");
   let copied = 0;
   for (const c of creds.filter((x) => x.mode === "copy")) {
     try {
-      if (await copyCredential(guest, c)) copied += 1;
-      else warn(`credential ${c.name}: its staging mount ${stagingPath(c)} is missing; not copied to ${c.target}`);
+      if (await copyCredential(guest, c, user)) copied += 1;
+      else
+        warn(
+          `credential ${c.name}: its staging mount ${stagingPath(c)} is missing; not copied to ${underHome(c.target, user)}`,
+        );
     } catch (err) {
       warn((err as Error).message);
     }
@@ -145,18 +168,24 @@ export async function setUpCredentials(guest: GuestExec, creds: readonly Planned
     if (r.exitCode !== 0)
       warn(`credentials: could not hand the mount targets' parents to user shed: exit ${r.exitCode}`);
   }
-  const parts = [`${direct.length} bind-mounted (live)`, `${copied} copied as user shed (refreshed on start)`];
-  // known_hosts was seeded when the shed became ready; a copied credential may have brought its own file.
-  if (copied === 0) return `${parts.join(", ")}; known_hosts seeded`;
-  return `${parts.join(", ")}; ${await knownHostsNote(guest, warn)}`;
+  const parts = [`${direct.length} bind-mounted (live)`, `${copied} copied as user ${user.name} (refreshed on start)`];
+  // User shed's known_hosts was seeded when the shed became ready; a copied credential may have brought
+  // its own file, and another user's is seeded here.
+  if (copied === 0 && user.name === GUEST_USER) return `${parts.join(", ")}; known_hosts seeded`;
+  return `${parts.join(", ")}; ${await knownHostsNote(guest, warn, user)}`;
 }
 
 /** Start step 3 on a bind-mount backend: copies again every credential staged at create, then known_hosts if one was copied. */
-export async function refreshCredentials(guest: GuestExec, configs: readonly CredentialConfig[], warn: Warn) {
+export async function refreshCredentials(
+  guest: GuestExec,
+  configs: readonly CredentialConfig[],
+  user: GuestUser,
+  warn: Warn,
+) {
   let copied = 0;
   for (const c of configs) {
     try {
-      if (await copyCredential(guest, c)) copied += 1;
+      if (await copyCredential(guest, c, user)) copied += 1;
     } catch (err) {
       warn((err as Error).message);
     }
@@ -165,5 +194,5 @@ export async function refreshCredentials(guest: GuestExec, configs: readonly Cre
   // The container keeps its files across a stop: known_hosts is as create (or the last copy) left it,
   // unless a copy made now brought its own file. Seeding it again then is an exec for nothing.
   if (copied === 0) return `${refreshed}; known_hosts kept`;
-  return `${refreshed}; ${await knownHostsNote(guest, warn)}`;
+  return `${refreshed}; ${await knownHostsNote(guest, warn, user)}`;
 }

@@ -4,6 +4,7 @@ import { ShedError } from "../../core/errors.js";
 import type { Warn } from "../../core/events.js";
 import type { Shed, ShedStatus } from "../../core/types.js";
 import type { GuestExec } from "../../guest/exec.js";
+import type { GuestUser } from "../../guest/guest-user.js";
 import type {
   Backend,
   CellResult,
@@ -173,14 +174,10 @@ export class DockerBackend implements Backend {
     return verifyLocalDirMount(this.guest(spec.name), spec, warn);
   }
 
-  async setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult> {
+  async setUpCredentials(spec: CreateSpec, user: GuestUser, warn: Warn): Promise<CellResult> {
     // Direct mounts are in place since the container was made; staged ones are copied now.
     const n = spec.credentials.length;
-    const summary = await setUpCredentials(
-      this.guest(spec.name),
-      planCredentials(spec.credentials, spec.localDir),
-      warn,
-    );
+    const summary = await setUpCredentials(this.guest(spec.name), planCredentials(spec.credentials, spec), user, warn);
     return { outcome: "done", message: `${n} credential${n === 1 ? "" : "s"}: ${summary}` };
   }
 
@@ -188,9 +185,14 @@ export class DockerBackend implements Backend {
     return { outcome: "done", message: "bind mount persists across restarts" };
   }
 
-  async refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
+  async refreshCredentials(
+    shed: Shed,
+    credentials: readonly CredentialConfig[],
+    user: GuestUser,
+    warn: Warn,
+  ): Promise<CellResult> {
     // Direct bind mounts persist; copies (source not owned by user shed, or with exclude) are made again.
-    return { outcome: "done", message: await refreshCredentials(this.guest(shed.name), credentials, warn) };
+    return { outcome: "done", message: await refreshCredentials(this.guest(shed.name), credentials, user, warn) };
   }
 
   async drain(_name: string, _timeoutMs: number): Promise<CellResult> {

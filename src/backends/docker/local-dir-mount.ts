@@ -28,7 +28,7 @@ export async function verifyLocalDirMount(
     );
   }
   // Mounted live because their source has the owner's uid: they keep it whatever shed gets.
-  const live = planCredentials(spec.credentials, dir)
+  const live = planCredentials(spec.credentials, { localDir: dir, remoteUser: spec.remoteUser })
     .filter((c) => c.mode === "direct")
     .map((c) => c.name);
   return { outcome: "done", message: `bind mount of ${dir.path}; ${await matchOwner(guest, dir, live, warn)}` };

@@ -6,6 +6,7 @@ import type { Warn } from "../../core/events.js";
 import type { Shed } from "../../core/types.js";
 import { copyCredentialsIn } from "../../guest/credential-copy.js";
 import type { GuestExec } from "../../guest/exec.js";
+import type { GuestUser } from "../../guest/guest-user.js";
 import { prepareGuest } from "../../guest/install-state.js";
 import { matchOwner } from "../../guest/local-dir-owner.js";
 import type {
@@ -144,7 +145,7 @@ export class VmBackend implements Backend {
     return { outcome: "done", message: `${done}; ${owner}` };
   }
 
-  async setUpCredentials(spec: CreateSpec, warn: Warn): Promise<CellResult> {
+  async setUpCredentials(spec: CreateSpec, _user: GuestUser, warn: Warn): Promise<CellResult> {
     return this.credentialsIn(spec.name, spec.credentials, warn);
   }
 
@@ -159,7 +160,12 @@ export class VmBackend implements Backend {
     return { outcome: "done", message: `${done} mounted again` };
   }
 
-  async refreshCredentials(shed: Shed, credentials: readonly CredentialConfig[], warn: Warn): Promise<CellResult> {
+  async refreshCredentials(
+    shed: Shed,
+    credentials: readonly CredentialConfig[],
+    _user: GuestUser,
+    warn: Warn,
+  ): Promise<CellResult> {
     // The guest's disk keeps the last copy; the host's may have changed while the VM was stopped.
     return this.credentialsIn(shed.name, credentials, warn);
   }

@@ -12,28 +12,30 @@ export interface RemoteEntry {
 }
 
 /**
- * One `find -printf` over exactly the paths a sync would write (sent on stdin,
- * NUL-separated, so any path is safe and the listing never walks more than
- * that). Each record is `TYPE SIZE MTIME MODE\0PATH\0LINK\0`; paths that do
- * not exist are simply absent. A fixed argv: the paths are arguments xargs
- * passes to the script, never pasted into it.
+ * The home of the user the sync runs as (`$HOME\0`: user shed's, or a
+ * devcontainer.json's remoteUser's), then one `find -printf` over exactly the
+ * paths a sync would write (sent on stdin, NUL-separated, so any path is safe
+ * and the listing never walks more than that). Each record is
+ * `TYPE SIZE MTIME MODE\0PATH\0LINK\0`; paths that do not exist are simply
+ * absent. A fixed argv: the paths are arguments xargs passes to the script,
+ * never pasted into it.
  */
 export const MANIFEST_ARGV: readonly string[] = [
-  "xargs",
-  "-0",
-  "-r",
   "sh",
   "-c",
+  'printf \'%s\\0\' "$HOME"; exec xargs -0 -r sh -c "$1" shed-sync-manifest',
+  "shed-sync-home",
   "find \"$@\" -maxdepth 0 -printf '%y %s %T@ %m\\0%p\\0%l\\0' 2>/dev/null; exit 0",
-  "shed-sync-manifest",
 ];
 
-export async function fetchManifest(
-  ctx: CliContext,
-  name: string,
-  paths: readonly string[],
-): Promise<Map<string, RemoteEntry>> {
-  if (paths.length === 0) return new Map();
+export interface Manifest {
+  /** The home of the user the shed's commands run as. */
+  home: string;
+  entries: Map<string, RemoteEntry>;
+}
+
+export async function fetchManifest(ctx: CliContext, name: string, paths: readonly string[]): Promise<Manifest> {
+  if (paths.length === 0) return { home: "", entries: new Map() };
   const res = await runInShed(ctx, name, [...MANIFEST_ARGV], {
     feed: async (stdin) => {
       // In slices, so a large listing is not one string in memory twice.
@@ -52,7 +54,9 @@ export async function fetchManifest(
     },
   });
   if (res.code !== 0) throw remoteError("listing the sync targets", name, res);
-  return parseManifest(res.stdout.toString("utf8"));
+  const text = res.stdout.toString("utf8");
+  const end = text.indexOf("\0");
+  return { home: text.slice(0, end), entries: parseManifest(text.slice(end + 1)) };
 }
 
 export function parseManifest(text: string): Map<string, RemoteEntry> {

@@ -5,7 +5,7 @@ import type { SyncPathSpec } from "../../config/sync-file.js";
 import { includeMatcher } from "./glob.js";
 import type { RemoteEntry } from "./manifest.js";
 
-/** The shed user's home: `~` in a target. */
+/** The shed user's home: `~` in a target, until the shed says its user's home is another (rehome). */
 export const REMOTE_HOME = "/home/shed";
 
 export type EntryType = "file" | "dir" | "symlink";
@@ -47,6 +47,16 @@ export function expandRemote(path: string): string {
   const abs = path === "~" ? REMOTE_HOME : path.startsWith("~/") ? `${REMOTE_HOME}/${path.slice(2)}` : path;
   const normal = posix.normalize(abs);
   return normal.length > 1 ? normal.replace(/\/+$/, "") : normal;
+}
+
+/**
+ * A scanned path whose target is under /home/shed, moved to `home`: the home
+ * of the user the shed's commands run as (a devcontainer.json's remoteUser).
+ */
+export function rehome(path: ScannedPath, home: string): ScannedPath {
+  const move = (p: string) =>
+    p === REMOTE_HOME ? home : p.startsWith(`${REMOTE_HOME}/`) ? `${home}${p.slice(REMOTE_HOME.length)}` : p;
+  return { ...path, remote: move(path.remote), entries: path.entries.map((e) => ({ ...e, remote: move(e.remote) })) };
 }
 
 /**

@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import type { SelectedFeature } from "../../config/sync-file.js";
 import type { CliContext } from "../context.js";
 import { fetchManifest } from "./manifest.js";
-import { compare, type LocalEntry, type ScannedPath, scanPath } from "./plan.js";
+import { compare, type LocalEntry, REMOTE_HOME, rehome, type ScannedPath, scanPath } from "./plan.js";
 import { runInShed } from "./remote.js";
 import { sendEntries, type TransferResult } from "./transfer.js";
 
@@ -82,7 +82,7 @@ export async function runSync(ctx: CliContext, req: SyncRequest, events: SyncEve
     warnings.push(m);
     events.warning(m);
   };
-  const scanned: ScannedPath[] = [];
+  let scanned: ScannedPath[] = [];
   for (const f of req.features) {
     for (const spec of f.paths) {
       const s = await scanPath(f.name, spec, home);
@@ -90,8 +90,15 @@ export async function runSync(ctx: CliContext, req: SyncRequest, events: SyncEve
       scanned.push(s);
     }
   }
-  const remotes = [...new Set(scanned.flatMap((s) => s.entries.map((e) => e.remote)))];
-  const manifest = await fetchManifest(ctx, req.name, remotes);
+  const remotesOf = (list: ScannedPath[]) => [...new Set(list.flatMap((s) => s.entries.map((e) => e.remote)))];
+  const first = await fetchManifest(ctx, req.name, remotesOf(scanned));
+  let manifest = first.entries;
+  // The shed's user is a devcontainer.json's remoteUser: `~` is its home, listed again there.
+  const remoteHome = first.home.replace(/\/+$/, "");
+  if (remoteHome.startsWith("/") && remoteHome !== REMOTE_HOME) {
+    scanned = scanned.map((s) => rehome(s, remoteHome));
+    manifest = (await fetchManifest(ctx, req.name, remotesOf(scanned))).entries;
+  }
   const plans = compare(scanned, manifest);
 
   // Two paths may name the same shed directory: send each entry once.
