@@ -2,22 +2,23 @@ import { type GuestExec, runCollect } from "./exec.js";
 
 /**
  * PATH propagation (seed): after the install hook, find the PATH a new
- * interactive login shell of user shed sees (installers edit ~/.bashrc, which
- * Debian's default .bashrc only applies to interactive shells), plus mise
- * shims, and persist the entries the install added to
+ * interactive login shell of the hooks' user (shed, or a devcontainer.json's
+ * remoteUser) sees (installers edit ~/.bashrc, which Debian's default .bashrc
+ * only applies to interactive shells), plus that user's mise shims, and persist the entries the install added to
  * /etc/profile.d/shed-installed-tools.sh. The image's own entries are neither
  * frozen nor reordered: the profile script only prepends what is missing.
  */
 export const INSTALLED_TOOLS_PROFILE = "/etc/profile.d/shed-installed-tools.sh";
 export const INSTALLED_PATH_LIST = "/var/lib/shed/installed-path";
-export const MISE_SHIMS = "/home/shed/.local/share/mise/shims";
+/** Where mise keeps its shims, under the home of the user it was installed for. */
+export const MISE_SHIMS_IN_HOME = ".local/share/mise/shims";
 
 const BEGIN = "__SHED_PATH_BEGIN__";
 const END = "__SHED_PATH_END__";
 /**
- * The probe, `sh -c PATH_PROBE shed-path MISE_SHIMS INSTALLED_PATH_LIST`. rc
+ * The probe, `sh -c PATH_PROBE shed-path MISE_SHIMS_IN_HOME INSTALLED_PATH_LIST`. rc
  * files may print, prompt or hang: stdin is empty, the value is marked, and
- * time is bounded. Then the PATH a plain exec sees, whether mise shims exist,
+ * time is bounded. Then the PATH a plain exec sees, the user's mise shims if they exist,
  * and whether an earlier capture left an entry list. The install hook's run
  * takes it before and after the hook (guest/hook-script.ts); snapshotPath
  * runs it on its own.
@@ -25,26 +26,32 @@ const END = "__SHED_PATH_END__";
 export const PATH_PROBE = [
   `timeout -k 2 15 bash --login -i -c 'printf "\\n${BEGIN}%s${END}\\n" "$PATH"' </dev/null 2>/dev/null`,
   `printf '%s\\n' "$PATH"`,
-  'if [ -d "$1" ]; then echo mise; else echo no-mise; fi',
+  'if [ -d "$HOME/$1" ]; then echo "mise $HOME/$1"; else echo no-mise; fi',
   'if [ -e "$2" ]; then echo list; else echo no-list; fi',
 ].join("\n");
-export const PATH_PROBE_ARGS = [MISE_SHIMS, INSTALLED_PATH_LIST] as const;
+export const PATH_PROBE_ARGS = [MISE_SHIMS_IN_HOME, INSTALLED_PATH_LIST] as const;
 
 export interface PathSnapshot {
   /** PATH of an interactive login shell, in order. */
   login: string[];
   /** PATH a plain exec sees (the image's environment). */
   image: string[];
-  miseShims: boolean;
+  /** The user's mise shims folder, when it exists. */
+  miseShims: string | undefined;
   /** INSTALLED_PATH_LIST exists: an earlier capture wrote entries that may need taking back. */
   listed: boolean;
 }
 
-export async function snapshotPath(guest: GuestExec, env: Record<string, string>): Promise<PathSnapshot> {
+export async function snapshotPath(
+  guest: GuestExec,
+  env: Record<string, string>,
+  user?: string,
+): Promise<PathSnapshot> {
   const r = await runCollect(guest, {
     argv: ["sh", "-c", PATH_PROBE, "shed-path", ...PATH_PROBE_ARGS],
     cwd: "/workspace",
     env,
+    ...(user ? { user } : {}),
   });
   return parsePathProbe(r.stdout);
 }
@@ -54,18 +61,19 @@ export function parsePathProbe(stdout: string): PathSnapshot {
   const m = new RegExp(`${BEGIN}(.*)${END}\n`).exec(stdout);
   if (!m) {
     throw new Error(
-      "an interactive login shell of user shed did not report its PATH within 15s (does ~/.bashrc hang?)",
+      "an interactive login shell of the hooks' user did not report its PATH within 15s (does ~/.bashrc hang?)",
     );
   }
   const [image = "", mise = "", list = ""] = stdout.slice(m.index + m[0].length).split("\n");
-  return { login: splitPath(m[1] ?? ""), image: splitPath(image), miseShims: mise === "mise", listed: list === "list" };
+  const miseShims = mise.startsWith("mise /") ? mise.slice("mise ".length) : undefined;
+  return { login: splitPath(m[1] ?? ""), image: splitPath(image), miseShims, listed: list === "list" };
 }
 
-/** The entries of `after` that `before` lacks, in order; plus mise shims when present. */
-export function addedEntries(before: string[], after: string[], miseShims: boolean): string[] {
+/** The entries of `after` that `before` lacks, in order; plus the mise shims folder when present. */
+export function addedEntries(before: string[], after: string[], miseShims: string | undefined): string[] {
   const seen = new Set(before);
   const added = after.filter((d) => !seen.has(d));
-  if (miseShims && !added.includes(MISE_SHIMS) && !seen.has(MISE_SHIMS)) added.push(MISE_SHIMS);
+  if (miseShims && !added.includes(miseShims) && !seen.has(miseShims)) added.push(miseShims);
   return [...new Set(added)];
 }
 

@@ -136,7 +136,7 @@ export const PATH_CAPTURE_STEP: Step<P> = {
       return { outcome: "skipped", reason: "the install hook did not run or did not succeed" };
     const meta = prov.meta.read(prov.name);
     if (prov.pathAfter instanceof Error) throw prov.pathAfter;
-    const after = prov.pathAfter ?? (await snapshotPath(prov.guest, hookEnv(prov)));
+    const after = prov.pathAfter ?? (await snapshotPath(prov.guest, hookEnv(prov), prov.hookUser));
     const baseline = meta.provision.path_baseline ?? after.image;
     const added = addedEntries(baseline, after.login, after.miseShims);
     // Nothing added and nothing written before: the guest already has no entries to prepend.

@@ -16,7 +16,7 @@ import { guestFile } from "../helpers/provision.js";
  * so the lifecycle commands can write in it; the server's credentials are
  * copied into dev's home and owned by dev (a uid-1000 source too, which a
  * user-shed shed mounts live); known_hosts and the repository's git
- * credential store are dev's; `shed sync` puts `~` in dev's home; a restart
+ * credential store are dev's; mise shims in dev's home reach PATH; `shed sync` puts `~` in dev's home; a restart
  * copies the credentials again. A shed without remoteUser keeps all of it
  * user shed's. Time budget: about 1 minute (one small build, three creates).
  */
@@ -84,7 +84,13 @@ describe("remoteUser owns the shed's work", () => {
       build: { dockerfile: "Dockerfile" },
       remoteUser: "dev",
       // Writes in /workspace: only the workspace's owner can.
-      postCreateCommand: 'id -un > /workspace/hook-user && echo "$HOME" >> /workspace/hook-user',
+      // Also a mise-style shim in dev's home: PATH capture finds it there.
+      postCreateCommand: [
+        'id -un > /workspace/hook-user && echo "$HOME" >> /workspace/hook-user',
+        "mkdir -p ~/.local/share/mise/shims",
+        'printf "#!/bin/sh\\necho shim-ran\\n" > ~/.local/share/mise/shims/devtool',
+        "chmod +x ~/.local/share/mise/shims/devtool",
+      ].join(" && "),
     });
     const out = await cliOk(cli, ["create", name, "--repo", repo, "--no-sync"]);
     const shed = json(await cliOk(cli, ["--json", "status", name]));
@@ -95,6 +101,8 @@ describe("remoteUser owns the shed's work", () => {
     expect(await stats(name, "/workspace", "/workspace/README.md", "/workspace/.git", "/workspace/hook-user")).toMatch(
       /^\d+ dev\n\d+ dev\n\d+ dev\n\d+ dev\n$/,
     );
+
+    expect((await cliOk(cli, ["exec", name, "--", "devtool"])).stdout).toBe("shim-ran\n");
 
     // Credentials: copies in dev's home, dev's, modes kept (readonly: no w bit); none in shed's.
     expect(out.stderr).toContain("copied as user dev");
