@@ -64,6 +64,10 @@ export interface StorageResult {
  */
 export interface CreatedHandle {
   readonly id: string;
+  /** What boot did beyond starting, for the start step's message (Docker: "image completed: user shed added (uid 1000, gid 1000); ..."). */
+  readonly notes?: readonly string[];
+  /** What the user should know about it, each a warning with its hint (Docker: user shed got another uid than 1000, sudo or git missing). */
+  readonly warnings?: readonly { message: string; hint?: string }[];
 }
 
 /** Which objects a backend may act on: its server's own, and old ones this server adopts. */

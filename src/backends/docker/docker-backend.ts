@@ -125,12 +125,17 @@ export class DockerBackend implements Backend {
   async boot(spec: CreateSpec): Promise<CreatedHandle> {
     const handle = await this.createAndStart(spec);
     try {
-      await waitForExec(this.guest(spec.name), async () => (await this.get(spec.name))?.status === "running");
+      // An image lacking user shed is completed here, once, in the container's own layer (complete-image.ts).
+      const completed = await waitForExec(
+        this.guest(spec.name),
+        async () => (await this.get(spec.name))?.status === "running",
+        { workspaceIsVolume: !spec.localDir },
+      );
+      return completed ? { ...handle, notes: completed.notes, warnings: completed.warnings } : handle;
     } catch (err) {
       await this.removeCreated(handle).catch(() => {});
       throw err;
     }
-    return handle;
   }
 
   private async createAndStart(spec: CreateSpec): Promise<CreatedHandle> {
