@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
+import { chownSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliUser, cliOk, json, show } from "../helpers/cli.js";
+import { type CliUser, cliOk, json, show, tempDir } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
 import { cleanupDocker, containerExists, docker, dockerExec, volumeExists } from "../helpers/docker.js";
 import { makeGitRepo } from "../helpers/host.js";
@@ -144,6 +146,18 @@ describe("an image without user shed is completed at create", () => {
     expect(await run(name, ["stat", "-c", "%U", "/workspace"])).toBe("shed\n");
     expect(await run(name, ["test", "-f", "/workspace/.devcontainer/devcontainer.json"])).toBe("");
     expect(await guestFile(name, "/tmp/hook-user")).toBe("shed 1001\n");
+  });
+
+  it("a --local-dir is never re-owned by the completion: user shed then takes its owner's uid as on shed-base", async () => {
+    const name = uniqueName("cmplld");
+    const dir = tempDir("cmpl-local");
+    chownSync(dir, 1234, 1234);
+    await cliOk(cli, ["create", name, "--local-dir", dir, "--image", images.vscode, "--no-sync"]);
+    expect(await guestFile(name, STATE)).not.toContain("workspace");
+    expect(statSync(dir).uid).toBe(1234);
+    expect(await run(name, ["id", "-u"])).toBe("1234\n");
+    await cliOk(cli, ["exec", name, "--", "sh", "-c", "echo hi > /workspace/made-in-shed"]);
+    expect(statSync(join(dir, "made-in-shed")).uid).toBe(1234);
   });
 
   it("an image with neither bash nor a package manager fails create with a clear error and leaves nothing", async () => {
