@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chownSync, statSync } from "node:fs";
+import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliUser, cliOk, json, show, tempDir } from "../helpers/cli.js";
@@ -18,10 +18,27 @@ import { guestFile } from "../helpers/provision.js";
  * sudo comes from Debian's mirror through apt-get. Time budget: about
  * 1.5 minutes (the apt-get run dominates), 3 at most on 2 busy cores.
  */
+/** Credentials below the home the completion re-owns: one mounted live (its source is uid 1000's), one copied (root's). */
+const creds = tempDir("cmpl-creds");
+const liveCred = join(creds, "live");
+mkdirSync(liveCred);
+writeFileSync(join(liveCred, "inner"), "inner\n", { mode: 0o600 });
+chownSync(join(liveCred, "inner"), 1000, 1000);
+chownSync(liveCred, 1000, 1000);
+writeFileSync(join(creds, "token"), "token\n", { mode: 0o600 });
+
 let cli: CliUser;
-useCliServer((_s, user) => {
-  cli = user;
-});
+useCliServer(
+  (_s, user) => {
+    cli = user;
+  },
+  {
+    credentials: {
+      live: { source: liveCred, target: "/home/shed/.live" },
+      token: { source: join(creds, "token"), target: "/home/shed/.config/token" },
+    },
+  },
+);
 
 const STATE = "/var/lib/shed/image-completed";
 
@@ -105,6 +122,11 @@ describe("an image without user shed is completed at create", () => {
     );
     // The clone (as shed, into the volume that was root's) and the install hook (as shed, using sudo).
     expect(await run(name, ["cat", "/workspace/README.md"])).toBe("cloned\n");
+    // The home Docker made for the credentials' mounts is shed's; the live one is readable, the copy shed's.
+    expect(await run(name, ["stat", "-c", "%U", "/home/shed", "/home/shed/.config", "/home/shed/.config/token"])).toBe(
+      "shed\nshed\nshed\n",
+    );
+    expect(await run(name, ["cat", "/home/shed/.live/inner", "/home/shed/.config/token"])).toBe("inner\ntoken\n");
     const status = json(await cliOk(cli, ["--json", "status", name]));
     expect(status.provision.hooks.install.state).toBe("succeeded");
     expect(await guestFile(name, "/tmp/hook-user")).toBe("shed /home/shed\n");
@@ -146,6 +168,11 @@ describe("an image without user shed is completed at create", () => {
     expect(await run(name, ["stat", "-c", "%U", "/workspace"])).toBe("shed\n");
     expect(await run(name, ["test", "-f", "/workspace/.devcontainer/devcontainer.json"])).toBe("");
     expect(await guestFile(name, "/tmp/hook-user")).toBe("shed 1001\n");
+    // The live mount below the home kept its owner on the host (uid 1000): re-owning the home stops at mount points.
+    expect(statSync(liveCred).uid).toBe(1000);
+    expect(statSync(join(liveCred, "inner")).uid).toBe(1000);
+    expect(await run(name, ["cat", "/home/shed/.config/token"])).toBe("token\n");
+    expect(await run(name, ["stat", "-c", "%U", "/home/shed"])).toBe("shed\n");
   });
 
   it("a --local-dir is never re-owned by the completion: user shed then takes its owner's uid as on shed-base", async () => {
