@@ -70,7 +70,11 @@ export interface ImageCompletion {
 const MANAGERS = "apt-get, apk, dnf, microdnf or yum";
 
 /** The words create shows for a summary (pure, so its wording is tested without an engine). */
-export function describeCompletion(s: CompletionSummary, preferredUid = DEFAULT_GUEST_UID): ImageCompletion {
+export function describeCompletion(
+  s: CompletionSummary,
+  liveCredentials: boolean,
+  preferredUid = DEFAULT_GUEST_UID,
+): ImageCompletion {
   const parts: string[] = [];
   if (s.user) parts.push(`user shed added (uid ${s.user.uid}, gid ${s.user.gid})`);
   if (s.installed && s.installed.programs.length > 0) {
@@ -80,7 +84,8 @@ export function describeCompletion(s: CompletionSummary, preferredUid = DEFAULT_
   if (s.workspace) parts.push("/workspace given to shed");
   const notes = parts.length > 0 ? [`image completed: ${parts.join("; ")}`] : [];
   const warnings: ImageCompletion["warnings"] = [];
-  if (s.user && s.user.uid !== preferredUid) {
+  // Only a credential mounted live has the server's uid (1000) in the shed; copies are made for shed.
+  if (s.user && s.user.uid !== preferredUid && liveCredentials) {
     const who = s.uidHolder ? `the image's user ${JSON.stringify(s.uidHolder)}` : "another account in the image";
     warnings.push({
       message:

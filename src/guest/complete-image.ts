@@ -35,7 +35,10 @@ import { DEFAULT_GUEST_UID } from "./shed-user.js";
  * it did. Throws BACKEND_ERROR when the guest still cannot run Shed: no user
  * shed could be added, or bash is missing (Shed's scripts need it).
  */
-export async function completeImage(guest: GuestExec, opts: { workspaceIsVolume: boolean }): Promise<ImageCompletion> {
+export async function completeImage(
+  guest: GuestExec,
+  opts: { workspaceIsVolume: boolean; liveCredentials: boolean },
+): Promise<ImageCompletion> {
   const run = await runBounded(guest, [
     "sh",
     "-c",
@@ -58,7 +61,7 @@ export async function completeImage(guest: GuestExec, opts: { workspaceIsVolume:
     );
   }
   const summary = parseCompletion(run.stdout);
-  const described = describeCompletion(summary);
+  const described = describeCompletion(summary, opts.liveCredentials);
   if (!summary.user) {
     throw new ShedError("BACKEND_ERROR", "the image has no user named shed, and Shed could not add one", { hint });
   }

@@ -69,9 +69,12 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     id: "start",
     title: "Container/VM start",
     fatal: true,
-    async run(ctx) {
+    async run(ctx, io) {
       ctx.created = await ctx.backend.boot(ctx.spec);
-      return { outcome: "done" };
+      // What boot did beyond starting (Docker: an image without user shed completed).
+      for (const w of ctx.created.warnings ?? []) io.warn(w.message, w.hint);
+      const notes = ctx.created.notes ?? [];
+      return notes.length ? { outcome: "done", message: notes.join("; ") } : { outcome: "done" };
     },
     async undo(ctx) {
       // By id, never by name: when the name was taken by someone else's container, nothing was made and nothing goes.

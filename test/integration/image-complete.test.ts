@@ -106,6 +106,9 @@ describe("an image without user shed is completed at create", () => {
     });
     const created = await cliOk(cli, ["create", name, "--repo", repo, "--image", images.noShed, "--no-sync"]);
     expect(show(created)).not.toMatch(/cannot run commands/);
+    expect(show(created)).toContain(
+      "image completed: user shed added (uid 1000, gid 1000); sudo installed with apt-get; passwordless sudo for shed; /workspace given to shed",
+    );
 
     const state = await guestFile(name, STATE);
     expect(state).toContain("@shed\tuser\t1000\t1000\tuseradd\n");
@@ -152,7 +155,11 @@ describe("an image without user shed is completed at create", () => {
         postCreateCommand: 'echo "$(id -un) $(id -u)" >/tmp/hook-user && sudo -n true',
       }),
     });
-    await cliOk(cli, ["create", name, "--repo", repo, "--no-sync"]);
+    const created = await cliOk(cli, ["create", name, "--repo", repo, "--no-sync"]);
+    // A credential is mounted live with the server's uid 1000, which is vscode's here: said at create.
+    expect(show(created)).toContain(
+      'user shed has uid 1001, not 1000: uid 1000 is the image\'s user "vscode"; credentials mounted live',
+    );
     const shed = json(await cliOk(cli, ["--json", "status", name]));
     expect(shed.image).toBe(images.vscode);
     expect(shed.provision.hooks.install.state).toBe("succeeded");
@@ -173,6 +180,32 @@ describe("an image without user shed is completed at create", () => {
     expect(statSync(join(liveCred, "inner")).uid).toBe(1000);
     expect(await run(name, ["cat", "/home/shed/.config/token"])).toBe("token\n");
     expect(await run(name, ["stat", "-c", "%U", "/home/shed"])).toBe("shed\n");
+  });
+
+  it("the same image with remoteUser vscode (a dev container image's usual shape): the shed's work is vscode's, no uid warning", async () => {
+    const name = uniqueName("cmplrv");
+    const repo = makeGitRepo({
+      ".devcontainer/devcontainer.json": JSON.stringify({
+        image: images.vscode,
+        remoteUser: "vscode",
+        postCreateCommand: "touch /workspace/made-by-hook && id -un > /tmp/hook-user",
+      }),
+    });
+    const created = await cliOk(cli, ["create", name, "--repo", repo, "--no-sync"]);
+    expect(show(created)).toContain("image completed: user shed added (uid 1001, gid 1001)");
+    // Every credential of a remoteUser shed is a copy in that user's home: none has the server's uid.
+    expect(show(created)).not.toContain("not 1000");
+    const shed = json(await cliOk(cli, ["--json", "status", name]));
+    expect(shed.provision.hooks.install.state).toBe("succeeded");
+    expect(await guestFile(name, "/tmp/hook-user")).toBe("vscode\n");
+    expect(
+      await run(
+        name,
+        ["stat", "-c", "%U", "/workspace", "/workspace/made-by-hook", "/home/vscode/.live/inner"],
+        "root",
+      ),
+    ).toBe("vscode\nvscode\nvscode\n");
+    expect((await cliOk(cli, ["exec", name, "--", "sh", "-c", "cat ~/.live/inner"])).stdout).toBe("inner\n");
   });
 
   it("a --local-dir is never re-owned by the completion: user shed then takes its owner's uid as on shed-base", async () => {

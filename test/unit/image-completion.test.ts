@@ -38,6 +38,7 @@ describe("image completion summary", () => {
       parseCompletion(
         "@shed\tinstalled\tapt-get\t sudo git\n@shed\tuser\t1000\t1000\tuseradd\n@shed\tsudo\n@shed\tworkspace\n",
       ),
+      true,
     );
     expect(d.notes).toEqual([
       "image completed: user shed added (uid 1000, gid 1000); sudo and git installed with apt-get; passwordless sudo for shed; /workspace given to shed",
@@ -46,9 +47,10 @@ describe("image completion summary", () => {
   });
 
   it("another uid than 1000 is a warning naming the account that holds 1000 and what it means for live credentials", () => {
-    const d = describeCompletion(
-      parseCompletion("@shed\tuser\t1001\t1001\tuseradd\n@shed\tuid-holder\tvscode\n@shed\tsudo\n"),
-    );
+    const summary = parseCompletion("@shed\tuser\t1001\t1001\tuseradd\n@shed\tuid-holder\tvscode\n@shed\tsudo\n");
+    // No credential mounted live (none, or a remoteUser shed's copies): nothing to warn about.
+    expect(describeCompletion(summary, false).warnings).toEqual([]);
+    const d = describeCompletion(summary, true);
     expect(d.notes).toEqual(["image completed: user shed added (uid 1001, gid 1001); passwordless sudo for shed"]);
     expect(d.warnings).toHaveLength(1);
     expect(d.warnings[0]?.message).toBe(
@@ -62,12 +64,13 @@ describe("image completion summary", () => {
       parseCompletion(
         "@shed\tinstall-failed\tapt-get\ttimed out after 300s\tE: Could not connect \n@shed\tuser\t1000\t1000\tuseradd\n@shed\tmissing\t sudo git\n",
       ),
+      false,
     );
     expect(failed.warnings.map((w) => w.message)).toEqual([
       "the image lacks sudo and git: installing with apt-get failed (timed out after 300s): E: Could not connect; user shed has no sudo",
     ]);
     expect(failed.warnings[0]?.hint).toContain("/var/log/shed/image-complete.log");
-    const none = describeCompletion(parseCompletion("@shed\tno-manager\t bash\n@shed\tmissing\t bash\n"));
+    const none = describeCompletion(parseCompletion("@shed\tno-manager\t bash\n@shed\tmissing\t bash\n"), false);
     expect(none.notes).toEqual([]);
     expect(none.warnings.map((w) => w.message)).toEqual([
       "the image lacks bash: it has no package manager Shed knows (apt-get, apk, dnf, microdnf or yum) to install it",

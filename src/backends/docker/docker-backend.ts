@@ -129,7 +129,10 @@ export class DockerBackend implements Backend {
       const completed = await waitForExec(
         this.guest(spec.name),
         async () => (await this.get(spec.name))?.status === "running",
-        { workspaceIsVolume: !spec.localDir },
+        {
+          workspaceIsVolume: !spec.localDir,
+          liveCredentials: planCredentials(spec.credentials, spec).some((c) => c.mode === "direct"),
+        },
       );
       return completed ? { ...handle, notes: completed.notes, warnings: completed.warnings } : handle;
     } catch (err) {

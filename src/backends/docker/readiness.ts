@@ -13,12 +13,13 @@ import { prepareGuest } from "../../guest/install-state.js";
  * An image without user shed (a devcontainer.json's `image`, say) is completed
  * once (src/guest/complete-image.ts), then prepared again; what was done is
  * returned for create to show. `workspaceIsVolume`: /workspace is the shed's
- * own volume, not a --local-dir (which is never re-owned).
+ * own volume, not a --local-dir (which is never re-owned); `liveCredentials`:
+ * some credential is mounted live with the server's uid 1000.
  */
 export async function waitForExec(
   guest: GuestExec,
   isRunning: () => Promise<boolean>,
-  opts: { workspaceIsVolume: boolean },
+  opts: { workspaceIsVolume: boolean; liveCredentials: boolean },
 ): Promise<ImageCompletion | undefined> {
   let last = "";
   let completion: ImageCompletion | undefined;
