@@ -7,10 +7,16 @@ export function dockerStatus(err: unknown): number | undefined {
   return typeof s === "number" ? s : undefined;
 }
 
+/**
+ * What the engine said. A request whose answer was streamed (a pull, a build)
+ * carries no parsed body, and dockerode words its error as "(HTTP code 404)
+ * unexpected - <the engine's message>": only the engine's part says what was wrong.
+ */
 export function engineMessage(err: unknown): string {
   const json = (err as { json?: { message?: unknown } })?.json;
   if (json && typeof json.message === "string") return json.message;
-  return err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^\(HTTP code \d+\) [^-]*- /, "");
 }
 
 /**

@@ -49,9 +49,7 @@ export async function pullIfMissing(
     });
   } catch (err) {
     if (engineUnreachable(err)) throw backendError(`pull ${image}`, err);
-    // A refused pull comes back from the engine as a streamed request's error, which dockerode words as
-    // "(HTTP code 404) unexpected - <the engine's message>": only the engine's message says what was wrong.
-    failure = engineMessage(err).replace(/^\(HTTP code \d+\) [^-]*- /, "");
+    failure = engineMessage(err);
   }
   if (failure) {
     throw new ShedError(
