@@ -137,7 +137,7 @@ if ! id_of /etc/passwd shed >/dev/null; then
   for f in /etc/skel/.[!.]* /etc/skel/..?* /etc/skel/*; do
     if [ -e "$f" ] && [ ! -e "/home/shed/\${f##*/}" ]; then cp -a "$f" /home/shed/ 2>>"$log"; fi
   done
-  # Docker made the home already when credentials are mounted below it; those mounts keep their owner.
+  # The home exists already when credentials are mounted below it; those mounts keep their owner.
   mounts=$(cut -d ' ' -f 5 /proc/self/mountinfo 2>/dev/null | sed 's/\\\\040/ /g')
   own_tree() {
     if printf '%s\\n' "$mounts" | grep -Fxq -- "$1"; then return 0; fi

@@ -14,7 +14,7 @@ import { DEFAULT_GUEST_UID } from "./shed-user.js";
  * Completes an image that lacks what Shed needs (issue 13: a devcontainer.json
  * `image`/`build` or `--image` naming e.g. a plain Debian image, or one whose
  * uid 1000 is `vscode`). Runs once, at create, as root, in the running guest:
- * what it adds lives in the guest's own disk (Docker: the container's writable
+ * what it adds lives in the guest's own disk (a container's writable
  * layer), so stop and start keep it and no derived image is made.
  *
  * - sudo, bash and git, when missing, come from the image's package manager

@@ -71,7 +71,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     fatal: true,
     async run(ctx, io) {
       ctx.created = await ctx.backend.boot(ctx.spec);
-      // What boot did beyond starting (Docker: an image without user shed completed).
+      // What boot did beyond starting (an image without user shed completed, say).
       for (const w of ctx.created.warnings ?? []) io.warn(w.message, w.hint);
       const notes = ctx.created.notes ?? [];
       return notes.length ? { outcome: "done", message: notes.join("; ") } : { outcome: "done" };
