@@ -112,9 +112,11 @@ export interface Backend {
    * Create step 2: create and start the container or VM, and wait until it is
    * ready: commands run in it and Shed's folders exist (src/guest/install-state.ts).
    * When it throws, it has already removed what it made; refuses (SHED_NOT_OWNED)
-   * when the name is taken by an object that is not this server's.
+   * when the name is taken by an object that is not this server's. What it
+   * does beyond that (Docker: completing an image without user shed) is
+   * reported through onOutput as it happens.
    */
-  boot(spec: CreateSpec): Promise<CreatedHandle>;
+  boot(spec: CreateSpec, onOutput?: (text: string) => void): Promise<CreatedHandle>;
   /** Undo of step 2: removes exactly the object boot returned, by id. Idempotent. */
   removeCreated(handle: CreatedHandle): Promise<void>;
   /** Create step 3 (fatal): the --local-dir at /workspace, user shed given its owner's uid. */

@@ -78,6 +78,7 @@ if [ -n "$need" ]; then
     pkgs=$need
     case $need in *git*) pkgs="$pkgs ca-certificates" ;; esac
     start=$(date +%s)
+    printf '[shed] the image lacks%s: installing%s with %s (at most %ss; its output goes to %s)\n' "$need" "$pkgs" "$pm" "$limit" "$log"
     if have timeout; then
       timeout -s KILL "$limit" sh -c "$inst" shed-install "$pm" $pkgs >>"$log" 2>&1 </dev/null
       rc=$?
@@ -97,6 +98,7 @@ if [ -n "$need" ]; then
       kill "$dog" 2>/dev/null
     fi
     took=$(($(date +%s) - start))
+    printf '[shed] %s ended after %ss (exit %s)\n' "$pm" "$took" "$rc"
     got=
     left=
     for p in $need; do if have "$p"; then got="$got $p"; else left="$left $p"; fi; done
@@ -109,6 +111,7 @@ if [ -n "$need" ]; then
 fi
 
 if ! id_of /etc/passwd shed >/dev/null; then
+  printf '[shed] the image has no user shed: adding it\n'
   if [ -x /bin/bash ]; then shell=/bin/bash; else shell=$(command -v bash) || shell=/bin/sh; fi
   newgroup=
   gid=$(id_of /etc/group shed) || { gid=$(free_id /etc/group); newgroup=1; }

@@ -35,11 +35,17 @@ import { DEFAULT_GUEST_UID } from "./shed-user.js";
  * it did. Throws BACKEND_ERROR when the guest still cannot run Shed: no user
  * shed could be added, or bash is missing (Shed's scripts need it).
  */
-export async function completeImage(
-  guest: GuestExec,
-  opts: { workspaceIsVolume: boolean; liveCredentials: boolean },
-): Promise<ImageCompletion> {
-  const run = await runBounded(guest, [
+export interface CompletionOptions {
+  /** /workspace is the shed's own volume, not a --local-dir (which is never re-owned). */
+  workspaceIsVolume: boolean;
+  /** Some credential is mounted live with the server's uid 1000 (a uid other than 1000 for shed matters then). */
+  liveCredentials: boolean;
+  /** What the completion is doing, line by line, as it goes (the package manager's run can take minutes). */
+  onOutput?: (text: string) => void;
+}
+
+export async function completeImage(guest: GuestExec, opts: CompletionOptions): Promise<ImageCompletion> {
+  const run = await runBounded(guest, opts.onOutput, [
     "sh",
     "-c",
     COMPLETE_IMAGE_SCRIPT,
@@ -75,12 +81,21 @@ export async function completeImage(
 /** Runs the script to its end, or gives up at EXEC_DEADLINE_MS (killing it), so create never hangs on a guest. */
 async function runBounded(
   guest: GuestExec,
+  onOutput: ((text: string) => void) | undefined,
   argv: string[],
 ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const proc = await guest.exec({ argv, user: "root" });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  proc.stdout.on("data", (c: Buffer) => out.push(c));
+  // Lines other than the summary's `@shed` ones say what is happening: shown as they come.
+  let partial = "";
+  proc.stdout.on("data", (c: Buffer) => {
+    out.push(c);
+    if (!onOutput) return;
+    const lines = (partial + c.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line !== "" && !line.startsWith("@shed\t")) onOutput(`${line}\n`);
+  });
   proc.stderr.on("data", (c: Buffer) => err.push(c));
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<"expired">((resolve) => {

@@ -70,7 +70,7 @@ export const CREATE_STEPS: readonly Step<CreateContext>[] = [
     title: "Container/VM start",
     fatal: true,
     async run(ctx, io) {
-      ctx.created = await ctx.backend.boot(ctx.spec);
+      ctx.created = await ctx.backend.boot(ctx.spec, (text) => io.output("stdout", text));
       // What boot did beyond starting (an image without user shed completed, say).
       for (const w of ctx.created.warnings ?? []) io.warn(w.message, w.hint);
       const notes = ctx.created.notes ?? [];

@@ -109,6 +109,13 @@ describe("an image without user shed is completed at create", () => {
     expect(show(created)).toContain(
       "image completed: user shed added (uid 1000, gid 1000); sudo installed with apt-get; passwordless sudo for shed; /workspace given to shed",
     );
+    // Said as it happens, before the step ends: the install can take minutes.
+    const progress = show(created);
+    const installing = progress.indexOf("[shed] the image lacks sudo: installing sudo with apt-get (at most 300s");
+    expect(installing, progress).toBeGreaterThanOrEqual(0);
+    expect(progress.indexOf("[shed] apt-get ended after", installing)).toBeGreaterThan(installing);
+    expect(progress.indexOf("[shed] the image has no user shed: adding it", installing)).toBeGreaterThan(installing);
+    expect(progress).not.toContain("@shed\t");
 
     const state = await guestFile(name, STATE);
     expect(state).toContain("@shed\tuser\t1000\t1000\tuseradd\n");

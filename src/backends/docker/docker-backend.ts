@@ -122,7 +122,7 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async boot(spec: CreateSpec): Promise<CreatedHandle> {
+  async boot(spec: CreateSpec, onOutput?: (text: string) => void): Promise<CreatedHandle> {
     const handle = await this.createAndStart(spec);
     try {
       // An image lacking user shed is completed here, once, in the container's own layer (complete-image.ts).
@@ -132,6 +132,7 @@ export class DockerBackend implements Backend {
         {
           workspaceIsVolume: !spec.localDir,
           liveCredentials: planCredentials(spec.credentials, spec).some((c) => c.mode === "direct"),
+          ...(onOutput ? { onOutput } : {}),
         },
       );
       return completed ? { ...handle, notes: completed.notes, warnings: completed.warnings } : handle;

@@ -1,5 +1,5 @@
 import { ShedError } from "../../core/errors.js";
-import { completeImage } from "../../guest/complete-image.js";
+import { type CompletionOptions, completeImage } from "../../guest/complete-image.js";
 import type { ImageCompletion } from "../../guest/complete-image-summary.js";
 import type { GuestExec } from "../../guest/exec.js";
 import { prepareGuest } from "../../guest/install-state.js";
@@ -19,7 +19,7 @@ import { prepareGuest } from "../../guest/install-state.js";
 export async function waitForExec(
   guest: GuestExec,
   isRunning: () => Promise<boolean>,
-  opts: { workspaceIsVolume: boolean; liveCredentials: boolean },
+  opts: CompletionOptions,
 ): Promise<ImageCompletion | undefined> {
   let last = "";
   let completion: ImageCompletion | undefined;
