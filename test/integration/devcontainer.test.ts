@@ -4,7 +4,7 @@ import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type CliUser, cliOk, json, show } from "../helpers/cli.js";
 import { useCliServer } from "../helpers/cli-server.js";
-import { containerExists, volumeExists } from "../helpers/docker.js";
+import { containerExists, docker, volumeExists } from "../helpers/docker.js";
 import { makeGitRepo } from "../helpers/host.js";
 import { uniqueName } from "../helpers/names.js";
 import { guestFile } from "../helpers/provision.js";
@@ -280,6 +280,25 @@ describe("choosing the file", () => {
     expect((await cli.run(["status", name])).code).not.toBe(0);
     expect(await containerExists(name)).toBe(false);
     expect(await volumeExists(name)).toBe(false);
+  });
+
+  it("a Dockerfile whose build fails ends the create with the failed step, and leaves nothing, not even the step's container", async () => {
+    const name = uniqueName("dcbuildfail");
+    const repo = makeGitRepo({
+      ".devcontainer/devcontainer.json": '{ "build": { "dockerfile": "Dockerfile" } }',
+      ".devcontainer/Dockerfile": `FROM shed-base:latest\nRUN echo failing-step-${name} && exit 3\n`,
+    });
+    const refused = await cli.run(["create", name, "--repo", repo, "--no-sync"]);
+    expect(refused.code, show(refused)).not.toBe(0);
+    expect(refused.stderr).toContain(`[devcontainer] failing-step-${name}`);
+    expect(refused.stderr).toMatch(/building Dockerfile failed: .*returned a non-zero code: 3/);
+    expect(refused.stderr).not.toContain("HTTP code");
+    expect((await cli.run(["status", name])).code).not.toBe(0);
+    expect(await containerExists(name)).toBe(false);
+    expect(await volumeExists(name)).toBe(false);
+    // The engine removes the failed step's own container too (forcerm), as it does a successful step's.
+    const left = await docker.listContainers({ all: true });
+    expect(left.filter((c) => c.Command.includes(`failing-step-${name}`))).toEqual([]);
   });
 
   it("dockerComposeFile is refused with a clear error, and nothing is made", async () => {

@@ -37,6 +37,9 @@ export async function buildDevcontainerImage(
       buildargs: req.args,
       ...(req.target ? { target: req.target } : {}),
       labels: { "dev.shed.devcontainer": "1" },
+      // A failed step's container goes too (the engine keeps it by default): a failed create leaves nothing.
+      rm: true,
+      forcerm: true,
     },
   );
   let failure: string | undefined;
