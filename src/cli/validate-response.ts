@@ -54,6 +54,7 @@ const shedShape: Shape = {
           hooks: { object: { install: hookShape, startup: hookShape, shutdown: hookShape } },
           source: { optional: "string" },
           forward_ports: { optional: { array: "string" } },
+          user: { optional: "string" },
         },
       },
     },

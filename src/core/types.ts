@@ -76,6 +76,8 @@ export interface ProvisionStatus {
   source?: string;
   /** devcontainer.json's forwardPorts (not forwarded by Shed: `shed show` prints the ssh command for each). */
   forward_ports?: string[];
+  /** The user the shed's hooks, commands, workspace and credentials belong to, when not shed (devcontainer.json's remoteUser the image has). */
+  user?: string;
 }
 
 export const WORKSPACE = "/workspace" as const;

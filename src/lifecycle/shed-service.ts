@@ -354,6 +354,7 @@ export class ShedService {
         hooks: meta.hooks,
         ...(meta.provision.source ? { source: meta.provision.source } : {}),
         ...(meta.devcontainer?.forwardPorts.length ? { forward_ports: meta.devcontainer.forwardPorts } : {}),
+        ...(meta.devcontainer?.hookUser ? { user: meta.devcontainer.hookUser } : {}),
       },
     };
   }

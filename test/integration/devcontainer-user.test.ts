@@ -96,6 +96,10 @@ describe("remoteUser owns the shed's work", () => {
     const shed = json(await cliOk(cli, ["--json", "status", name]));
     images.push(shed.image);
     expect(shed.provision.hooks.install.state, out.stderr).toBe("succeeded");
+    expect(shed.provision.user).toBe("dev");
+    expect((await cliOk(cli, ["status", name])).stdout).toContain(
+      "  user: dev (remoteUser; hooks, commands, workspace and credentials)\n",
+    );
     expect(out.stderr).not.toContain("stay user shed's");
     expect(await guestFile(name, "/workspace/hook-user")).toBe("dev\n/home/dev\n");
     expect(await stats(name, "/workspace", "/workspace/README.md", "/workspace/.git", "/workspace/hook-user")).toMatch(
@@ -170,6 +174,7 @@ describe("without remoteUser", () => {
     const repo = devRepo({ build: { dockerfile: "Dockerfile" }, postCreateCommand: "id -un > /workspace/hook-user" });
     const out = await cliOk(cli, ["create", name, "--repo", repo, "--no-sync"]);
     expect(out.stderr).toContain("1 bind-mounted (live), 2 copied as user shed");
+    expect(json(await cliOk(cli, ["--json", "status", name])).provision.user).toBeUndefined();
     expect(await guestFile(name, "/workspace/hook-user")).toBe("shed\n");
     expect(await stats(name, "/workspace/README.md", "/home/shed/.ssh/id_ed25519", "/home/shed/.live")).toBe(
       "644 shed\n600 shed\n600 shed\n",

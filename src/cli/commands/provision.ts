@@ -94,7 +94,8 @@ export function describeProvision(shed: Shed): string {
   const lines = [
     `provision: ${p.source ? `${safeLine(p.source)} (no .shed/provision.yaml)` : ".shed/provision.yaml"}${p.env.length ? ` (env: ${safeLine(p.env.join(", "))})` : ""}`,
   ];
-  // devcontainer.json: which of its properties each stage runs.
+  // devcontainer.json: whose the shed's work is, and which of its properties each stage runs.
+  if (p.user) lines.push(`  user: ${safeLine(p.user)} (remoteUser; hooks, commands, workspace and credentials)`);
   if (p.source) {
     for (const h of HOOK_NAMES) {
       const script = p.hooks[h].script;
