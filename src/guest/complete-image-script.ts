@@ -45,24 +45,19 @@ mkdir -p /var/log/shed /var/lib/shed
 : >"$state"
 have() { command -v "$1" >/dev/null 2>&1; }
 out() { { printf '@shed'; printf '\\t%s' "$@"; printf '\\n'; } | tee -a "$state"; }
-# Column 1 of the entry of file $1 whose column 3 is $2.
-holder() {
-  h_n=
-  while IFS=: read -r h_n _ h_i _ || [ -n "$h_n" ]; do
-    if [ "$h_i" = "$2" ]; then printf '%s\\n' "$h_n"; return 0; fi
-    h_n=
+# In file $1 (passwd or group form): with $2 "id", the name of the entry whose id is $3; with
+# $2 "name", the id of the entry named $3.
+entry() {
+  e_n=
+  while IFS=: read -r e_n _ e_i _ || [ -n "$e_n" ]; do
+    if [ "$2" = id ] && [ "$e_i" = "$3" ]; then printf '%s\\n' "$e_n"; return 0; fi
+    if [ "$2" = name ] && [ "$e_n" = "$3" ]; then printf '%s\\n' "$e_i"; return 0; fi
+    e_n=
   done <"$1"
   return 1
 }
-# Column 3 of the entry of file $1 named $2.
-id_of() {
-  o_n=
-  while IFS=: read -r o_n _ o_i _ || [ -n "$o_n" ]; do
-    if [ "$o_n" = "$2" ]; then printf '%s\\n' "$o_i"; return 0; fi
-    o_n=
-  done <"$1"
-  return 1
-}
+holder() { entry "$1" id "$2"; }
+id_of() { entry "$1" name "$2"; }
 free_id() { f_i=$want; while holder "$1" "$f_i" >/dev/null; do f_i=$((f_i + 1)); done; printf '%s\\n' "$f_i"; }
 add_line() { [ -z "$(tail -c 1 "$1" 2>/dev/null)" ] || printf '\\n' >>"$1"; printf '%s\\n' "$2" >>"$1"; }
 is_busybox() { b_p=$(command -v "$1") || return 1; case $(readlink -f "$b_p" 2>/dev/null) in */busybox*) return 0 ;; esac; return 1; }
